@@ -1,0 +1,39 @@
+// Package authn verifies LIMEN access tokens: EdDSA-signed JWTs whose keys are published by auth-service
+// as a JWKS. Every service and the gateway verify the same way; only auth-service signs.
+package authn
+
+import (
+	"strconv"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Roles a user can hold.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// Token types, carried in the `typ` claim so a refresh token is never taken for an access token.
+const (
+	TokenTypeAccess  = "access"
+	TokenTypeRefresh = "refresh"
+)
+
+// SigningMethod is the only algorithm LIMEN signs with and accepts.
+var SigningMethod = jwt.SigningMethodEdDSA
+
+// Claims are the contract's access-token claims.
+type Claims struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	Type     string `json:"typ"`
+	jwt.RegisteredClaims
+}
+
+// IsAdmin reports whether the token grants admin rights.
+func (c *Claims) IsAdmin() bool { return c.Role == RoleAdmin }
+
+// Subject is the user id as the `sub` claim carries it.
+func Subject(userID int64) string { return strconv.FormatInt(userID, 10) }

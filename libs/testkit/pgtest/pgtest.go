@@ -1,0 +1,63 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var (
+	shared  *Cluster
+	counter atomic.Int64
+)
+
+// Main starts this test package's cluster, runs the tests and stops the cluster. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+func Main(m *testing.M) {
+	cluster, err := StartCluster(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		os.Exit(1)
+	}
+	shared = cluster
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest: stop:", err)
+	}
+	os.Exit(code)
+}
+
+// NewDatabase creates a fresh, empty database on the package's cluster and returns its DSN.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	if shared == nil {
+		t.Fatal("pgtest: no cluster; call pgtest.Main(m) from TestMain")
+	}
+	name := fmt.Sprintf("t%d_%s", counter.Add(1), sanitize(t.Name()))
+	dsn, err := shared.CreateDatabase(context.Background(), name)
+	if err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	return dsn
+}
+
+// sanitize keeps a database name short and made of safe characters.
+func sanitize(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, name)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return name
+}

@@ -1,0 +1,81 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"limen/libs/telemetry"
+)
+
+// AppConfig describes the parts every service's Fiber app shares.
+type AppConfig struct {
+	Service   string
+	Logger    *slog.Logger
+	Telemetry *telemetry.Telemetry
+	// BodyLimit caps request bodies (413 beyond it); 0 means 1 MiB.
+	BodyLimit int
+	// Checks are the dependencies /readyz reports.
+	Checks map[string]Check
+	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For is believed, so that
+	// c.IP() is the client's address behind the gateway. Empty: the peer address is the client.
+	TrustedProxies []string
+}
+
+// NewApp builds a Fiber app with the contract's error handler, panic recovery, tracing, request ids,
+// access logs, /healthz, /readyz and /metrics. Routes are added by the caller.
+func NewApp(cfg AppConfig) *fiber.App {
+	bodyLimit := cfg.BodyLimit
+	if bodyLimit == 0 {
+		bodyLimit = 1 << 20
+	}
+	app := fiber.New(fiber.Config{
+		AppName:                 cfg.Service,
+		BodyLimit:               bodyLimit,
+		ErrorHandler:            ErrorHandler(cfg.Logger),
+		DisableStartupMessage:   true,
+		ReadTimeout:             60 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+	})
+	app.Use(recover.New())
+	if cfg.Telemetry != nil {
+		app.Use(cfg.Telemetry.Middleware())
+		app.Get("/metrics", cfg.Telemetry.MetricsHandler())
+	}
+	app.Use(RequestID(), AccessLog(cfg.Logger))
+	mountHealth(app, cfg.Checks)
+	return app
+}
+
+// Serve answers on ln until ctx is done, then stops accepting and drains in-flight requests for up to
+// drain before returning. Taking a listener lets callers choose TLS and lets tests bind port 0.
+func Serve(ctx context.Context, app *fiber.App, ln net.Listener, drain time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listener(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain", drain.String())
+	if err := app.ShutdownWithTimeout(drain); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return <-errc
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
+}

@@ -1,0 +1,71 @@
+// Package web holds what every LIMEN HTTP service shares: the contract's error body and the Fiber error
+// handler that renders it, request ids, access logs, JSON decoding with validation, health endpoints,
+// and the Fiber app with graceful shutdown.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Error is the contract's error body: {"code": <status>, "message": "...", "error": "<detail>"}.
+// Handlers return it; ErrorHandler renders it.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Detail  string `json:"error,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("%d %s: %s", e.Code, e.Message, e.Detail)
+	}
+	return fmt.Sprintf("%d %s", e.Code, e.Message)
+}
+
+// NewError is an Error with no detail.
+func NewError(code int, message string) *Error { return &Error{Code: code, Message: message} }
+
+// Unauthorized is the contract's body for a missing or bad token.
+func Unauthorized() *Error { return NewError(http.StatusUnauthorized, "Authentication required") }
+
+// ErrorHandler renders any error a handler returns as the contract's body. Errors that are not *Error or
+// *fiber.Error are logged and hidden behind a 500, so internals never reach a client.
+func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		var body *Error
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &body):
+		case errors.As(err, &fe):
+			body = fromFiber(fe)
+		default:
+			log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			body = NewError(http.StatusInternalServerError, "Internal server error")
+		}
+		return c.Status(body.Code).JSON(body)
+	}
+}
+
+// fromFiber gives Fiber's own errors (unknown route, body too large, ...) readable messages.
+func fromFiber(fe *fiber.Error) *Error {
+	switch fe.Code {
+	case http.StatusNotFound:
+		return NewError(fe.Code, "Not found")
+	case http.StatusMethodNotAllowed:
+		return NewError(fe.Code, "Method not allowed")
+	case http.StatusRequestEntityTooLarge:
+		return NewError(fe.Code, "Request body too large")
+	case http.StatusRequestTimeout:
+		return NewError(fe.Code, "Request timeout")
+	}
+	msg := fe.Message
+	if msg == "" {
+		msg = http.StatusText(fe.Code)
+	}
+	return NewError(fe.Code, msg)
+}
