@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# LIMEN gateway image. Build from the repository root (the context must include libs/):
+#   docker build -f deployments/docker/gateway.Dockerfile -t limen/gateway .
+# docker-compose.yml does this for you.
+
+FROM golang:1.26-bookworm AS build
+# Each service module builds on its own (go.mod: replace limen/libs => ../libs), not via go.work.
+ENV GOWORK=off CGO_ENABLED=0
+WORKDIR /src
+# Module files first, so the dependency download is cached until they change.
+COPY libs/go.mod libs/go.sum libs/
+COPY gateway/go.* gateway/
+RUN --mount=type=cache,target=/go/pkg/mod cd gateway && go mod download
+COPY libs/ libs/
+COPY gateway/ gateway/
+# /probe: a static HTTP health probe (distroless has no shell or curl). Standard library only.
+COPY deployments/go.mod deployments/go.sum deployments/
+COPY deployments/probe/ deployments/probe/
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    cd /src/gateway && go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway \
+ && cd /src/deployments && go build -trimpath -ldflags="-s -w" -o /out/probe ./probe
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/gateway /usr/local/bin/gateway
+COPY --from=build /out/probe /probe
+
+ENV LISTEN_ADDR=0.0.0.0:18443
+USER nonroot
+EXPOSE 18443
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 CMD ["/probe", "http://127.0.0.1:18443/healthz"]
+ENTRYPOINT ["/usr/local/bin/gateway"]
