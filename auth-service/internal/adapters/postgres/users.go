@@ -1,0 +1,112 @@
+// Package postgres stores auth-service's users, refresh tokens and login counters in schema auth.
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"limen/auth-service/internal/domain"
+	"limen/libs/pgdb"
+)
+
+// Users implements app.Users.
+type Users struct {
+	pool *pgxpool.Pool
+}
+
+func NewUsers(pool *pgxpool.Pool) *Users { return &Users{pool: pool} }
+
+const userColumns = `id, uuid, username, password_hash, role, approved, created_at, updated_at`
+
+func scanUser(row pgx.Row) (*domain.User, error) {
+	var u domain.User
+	var role string
+	err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &role, &u.Approved, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domain.ErrUserNotFound
+	}
+	u.Role = domain.Role(role)
+	return &u, err
+}
+
+func (r *Users) Create(ctx context.Context, u *domain.User) error {
+	err := r.pool.QueryRow(ctx, `INSERT INTO users (uuid, username, password_hash, role, approved, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		u.UUID, u.Username, u.PasswordHash, string(u.Role), u.Approved, u.CreatedAt, u.UpdatedAt).Scan(&u.ID)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return domain.ErrUsernameTaken
+	}
+	return err
+}
+
+func (r *Users) ByUsername(ctx context.Context, username string) (*domain.User, error) {
+	return scanUser(r.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(username) = lower($1)`, username))
+}
+
+func (r *Users) ByID(ctx context.Context, id int64) (*domain.User, error) {
+	return scanUser(r.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+}
+
+func (r *Users) List(ctx context.Context, limit, offset int) ([]*domain.User, int, error) {
+	var total int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY id LIMIT $1 OFFSET $2`, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.User, error) { return scanUser(row) })
+	return users, total, err
+}
+
+// lockForChange locks every active admin (so the count cannot change under us) and the target user.
+func lockForChange(ctx context.Context, tx pgx.Tx, id int64) (*domain.User, domain.Admins, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM users WHERE role = 'admin' AND approved ORDER BY id FOR UPDATE`)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, 0, err
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
+	return u, domain.Admins(len(ids)), err
+}
+
+func (r *Users) Update(ctx context.Context, id int64, change func(*domain.User, domain.Admins) error) (*domain.User, error) {
+	var updated *domain.User
+	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		u, admins, err := lockForChange(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := change(u, admins); err != nil {
+			return err
+		}
+		updated = u
+		_, err = tx.Exec(ctx, `UPDATE users SET role = $2, approved = $3, password_hash = $4, updated_at = $5 WHERE id = $1`,
+			u.ID, string(u.Role), u.Approved, u.PasswordHash, u.UpdatedAt)
+		return err
+	})
+	return updated, err
+}
+
+func (r *Users) Delete(ctx context.Context, id int64, check func(*domain.User, domain.Admins) error) error {
+	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		u, admins, err := lockForChange(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := check(u, admins); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		return err
+	})
+}

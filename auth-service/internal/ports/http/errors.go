@@ -1,0 +1,35 @@
+package http
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"limen/auth-service/internal/domain"
+	"limen/libs/web"
+)
+
+var statusOf = map[domain.Kind]int{
+	domain.KindInvalid:         http.StatusBadRequest,
+	domain.KindUnauthenticated: http.StatusUnauthorized,
+	domain.KindForbidden:       http.StatusForbidden,
+	domain.KindNotFound:        http.StatusNotFound,
+	domain.KindConflict:        http.StatusConflict,
+	domain.KindTooManyRequests: http.StatusTooManyRequests,
+}
+
+// toHTTP is the one place where domain errors become HTTP answers; anything else is left for the
+// error handler to hide behind a 500.
+func toHTTP(c *fiber.Ctx, err error) error {
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return err
+	}
+	if de.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
+	}
+	return web.NewError(statusOf[de.Kind], de.Message)
+}

@@ -1,0 +1,68 @@
+package http
+
+import (
+	"time"
+
+	"limen/auth-service/internal/domain"
+)
+
+// Request and response bodies of the contract, kept apart from domain types.
+
+type credentialsRequest struct {
+	Username string `json:"username" validate:"required"`
+	Password string `json:"password" validate:"required"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+type approveRequest struct {
+	Approved *bool `json:"approved" validate:"required"`
+}
+
+type roleRequest struct {
+	Role string `json:"role" validate:"required"`
+}
+
+type userResponse struct {
+	ID        int64     `json:"id"`
+	UUID      string    `json:"uuid"`
+	Username  string    `json:"username"`
+	Role      string    `json:"role"`
+	Approved  bool      `json:"approved"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+type sessionResponse struct {
+	Token            string       `json:"token"`
+	AccessToken      string       `json:"access_token"`
+	TokenType        string       `json:"token_type"`
+	ExpiresAt        time.Time    `json:"expires_at"`
+	ExpiresIn        int64        `json:"expires_in"`
+	RefreshToken     string       `json:"refresh_token"`
+	RefreshExpiresAt time.Time    `json:"refresh_expires_at"`
+	User             userResponse `json:"user"`
+}
+
+type userPageResponse struct {
+	Users  []userResponse `json:"users"`
+	Total  int            `json:"total"`
+	Limit  int            `json:"limit"`
+	Offset int            `json:"offset"`
+}
+
+func toUserResponse(u *domain.User) userResponse {
+	return userResponse{ID: u.ID, UUID: u.UUID.String(), Username: u.Username, Role: string(u.Role),
+		Approved: u.Approved, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+func toSessionResponse(s *domain.Session, now time.Time) sessionResponse {
+	return sessionResponse{
+		Token: s.AccessToken, AccessToken: s.AccessToken, TokenType: "Bearer",
+		ExpiresAt: s.AccessExpiresAt, ExpiresIn: int64(s.AccessExpiresAt.Sub(now).Seconds()),
+		RefreshToken: s.RefreshToken, RefreshExpiresAt: s.RefreshExpiresAt,
+		User: toUserResponse(s.User),
+	}
+}
