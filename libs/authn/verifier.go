@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -98,6 +99,8 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		(claims.Role != RoleAdmin && claims.Role != RoleUser) {
 		return nil, ErrInvalidToken
 	}
-	v.cache.Add(token, claims)
+	// Fiber hands out strings that alias request buffers it reuses; a key that outlives the request
+	// must own its bytes, or a later request could rewrite it into another user's token.
+	v.cache.Add(strings.Clone(token), claims)
 	return claims, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -232,3 +233,33 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+func TestVerify_CacheKeyDoesNotAliasTheCallersBuffer(t *testing.T) {
+	key := newSigner(t, "k1")
+	v, err := authn.NewStaticVerifier(func(*jwt.Token) (any, error) { return key.priv.Public(), nil },
+		authn.VerifierConfig{Issuer: issuer, Audience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada, grace := validClaims(), validClaims()
+	grace.UserID, grace.Subject, grace.Username = 8, "8", "bob"
+	adaToken, graceToken := key.sign(t, ada), key.sign(t, grace)
+	if len(adaToken) != len(graceToken) {
+		t.Skip("tokens differ in length; the aliasing case needs equal lengths")
+	}
+	// Fiber reuses request buffers: simulate one holding ada's token, then rewritten with bob's.
+	buf := []byte(adaToken)
+	if _, err := v.Verify(unsafeString(buf)); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, graceToken)
+	claims, err := v.Verify(graceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.UserID != 8 {
+		t.Fatalf("bob's token verified as user %d", claims.UserID)
+	}
+}
+
+func unsafeString(b []byte) string { return unsafe.String(&b[0], len(b)) }
