@@ -1,0 +1,127 @@
+// Command gateway is LIMEN's single entry point: it authenticates requests, routes /api to the
+// services and reports their aggregated health.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2/middleware/cors"
+
+	"limen/gateway/internal/adapters/kafkaprobe"
+	"limen/gateway/internal/adapters/readiness"
+	"limen/gateway/internal/app"
+	"limen/gateway/internal/domain"
+	porthttp "limen/gateway/internal/ports/http"
+	"limen/libs/authn"
+	"limen/libs/config"
+	"limen/libs/logging"
+	"limen/libs/telemetry"
+	"limen/libs/web"
+)
+
+const name = "gateway"
+
+type Config struct {
+	ListenAddr      string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18443" validate:"hostname_port"`
+	AuthURL         string        `env:"AUTH_SERVICE_URL" envDefault:"http://127.0.0.1:18081" validate:"required,http_url"`
+	VMURL           string        `env:"VM_SERVICE_URL" validate:"omitempty,http_url"`
+	MediaURL        string        `env:"MEDIA_SERVICE_URL" validate:"omitempty,http_url"`
+	QuotaURL        string        `env:"QUOTA_SERVICE_URL" validate:"omitempty,http_url"`
+	KafkaBrokers    []string      `env:"KAFKA_BROKERS"`
+	JWKSURL         string        `env:"LIMEN_JWKS_URL" envDefault:"http://127.0.0.1:18081/api/auth/jwks" validate:"required,http_url"`
+	Issuer          string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
+	Audience        string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
+	CORSOrigins     []string      `env:"LIMEN_CORS_ORIGINS"`
+	BodyLimit       int           `env:"LIMEN_BODY_LIMIT" envDefault:"1048576" validate:"gt=0"`
+	UpstreamTimeout time.Duration `env:"LIMEN_UPSTREAM_TIMEOUT" envDefault:"30s" validate:"gt=0"`
+	TLSCertFile     string        `env:"LIMEN_TLS_CERT_FILE" validate:"required_with=TLSKeyFile"`
+	TLSKeyFile      string        `env:"LIMEN_TLS_KEY_FILE" validate:"required_with=TLSCertFile"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
+	DrainTimeout    time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+}
+
+// upstreams are the deployed services: those with a base URL.
+func (c Config) upstreams() map[domain.Upstream]string {
+	bases := map[domain.Upstream]string{}
+	for u, url := range map[domain.Upstream]string{domain.UpstreamAuth: c.AuthURL, domain.UpstreamVM: c.VMURL,
+		domain.UpstreamMedia: c.MediaURL, domain.UpstreamQuota: c.QuotaURL} {
+		if url != "" {
+			bases[u] = strings.TrimSuffix(url, "/")
+		}
+	}
+	return bases
+}
+
+func main() {
+	cfg := config.MustLoad[Config](name)
+	if err := run(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg Config) (err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := logging.New(name, cfg.LogLevel)
+
+	tel, err := telemetry.Setup(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(shutdownCtx))
+	}()
+
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		return err
+	}
+	bases := cfg.upstreams()
+	health := &app.Health{Services: readiness.New(bases), Timeout: 2 * time.Second, CacheFor: time.Second, Now: time.Now}
+	for _, u := range domain.Upstreams {
+		if _, ok := bases[u]; ok {
+			health.Deployed = append(health.Deployed, u)
+		}
+	}
+	if len(cfg.KafkaBrokers) > 0 {
+		health.Broker = kafkaprobe.Probe{Brokers: cfg.KafkaBrokers}
+	}
+
+	fiberApp := web.NewApp(web.AppConfig{Service: name, Logger: log, Telemetry: tel, BodyLimit: cfg.BodyLimit})
+	if len(cfg.CORSOrigins) > 0 {
+		fiberApp.Use(cors.New(cors.Config{AllowOrigins: strings.Join(cfg.CORSOrigins, ","), AllowCredentials: true,
+			AllowHeaders: "Authorization, Content-Type, X-Request-ID", ExposeHeaders: "X-Request-ID, Retry-After"}))
+	}
+	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout))
+
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	return web.Serve(ctx, fiberApp, ln, cfg.DrainTimeout, log)
+}
+
+func listen(cfg Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil || cfg.TLSCertFile == "" {
+		return ln, err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}

@@ -1,0 +1,92 @@
+// Package domain holds the gateway's routing rules: which service answers a path, which paths are
+// public, and how long a service may take.
+package domain
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Upstream names a service behind the gateway.
+type Upstream string
+
+const (
+	UpstreamAuth  Upstream = "auth"
+	UpstreamVM    Upstream = "vm"
+	UpstreamMedia Upstream = "media"
+	UpstreamQuota Upstream = "quota"
+)
+
+// Upstreams lists every service, in the order health reports them.
+var Upstreams = []Upstream{UpstreamAuth, UpstreamVM, UpstreamMedia, UpstreamQuota}
+
+// AuthTimeout bounds calls to auth-service, which answers from its own database only.
+const AuthTimeout = 10 * time.Second
+
+var (
+	// ErrNotRouted is a path no service answers (including everything under /internal).
+	ErrNotRouted = errors.New("not routed")
+	// ErrBadPath is a path that cannot be decoded or tries to climb out with dot segments.
+	ErrBadPath = errors.New("bad path")
+)
+
+// Route is where one request goes.
+type Route struct {
+	Upstream Upstream
+	// Public routes need no access token.
+	Public bool
+	// Timeout is the service's time limit; zero means the gateway's default.
+	Timeout time.Duration
+}
+
+// Resolve routes a request by method and raw (still escaped) path.
+func Resolve(method, rawPath string) (Route, error) {
+	segments, err := segmentsOf(rawPath)
+	if err != nil {
+		return Route{}, err
+	}
+	if len(segments) < 2 || segments[0] != "api" {
+		return Route{}, ErrNotRouted
+	}
+	rest := segments[1:]
+	switch rest[0] {
+	case "auth":
+		public := len(rest) == 2 && (method == "POST" && (rest[1] == "register" || rest[1] == "login" || rest[1] == "refresh") ||
+			method == "GET" && rest[1] == "jwks")
+		return Route{Upstream: UpstreamAuth, Public: public, Timeout: AuthTimeout}, nil
+	case "admin":
+		return Route{Upstream: UpstreamAuth, Timeout: AuthTimeout}, nil
+	case "vms":
+		// /api/vms/isos is the ISO library, never a VM reference; /api/vms/{ref}/media is a VM's drive.
+		if len(rest) >= 2 && rest[1] == "isos" || len(rest) == 3 && rest[2] == "media" {
+			return Route{Upstream: UpstreamMedia}, nil
+		}
+		return Route{Upstream: UpstreamVM}, nil
+	case "snapshots":
+		return Route{Upstream: UpstreamVM}, nil
+	case "quota":
+		return Route{Upstream: UpstreamQuota}, nil
+	}
+	return Route{}, ErrNotRouted
+}
+
+// segmentsOf decodes the path and splits it, refusing dot segments (encoded or not) and empty ones
+// other than a trailing slash, so that no spelling of a path reaches a service the plain one would not.
+func segmentsOf(rawPath string) ([]string, error) {
+	if !strings.HasPrefix(rawPath, "/") {
+		return nil, ErrBadPath
+	}
+	decoded, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, ErrBadPath
+	}
+	segments := strings.Split(strings.TrimSuffix(decoded[1:], "/"), "/")
+	for _, s := range segments {
+		if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "\\\x00") {
+			return nil, ErrBadPath
+		}
+	}
+	return segments, nil
+}

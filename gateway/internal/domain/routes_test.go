@@ -1,0 +1,74 @@
+package domain_test
+
+import (
+	"errors"
+	"testing"
+
+	"limen/gateway/internal/domain"
+)
+
+func TestResolve_ContractPaths(t *testing.T) {
+	cases := []struct {
+		method, path string
+		upstream     domain.Upstream
+		public       bool
+	}{
+		{"POST", "/api/auth/register", domain.UpstreamAuth, true},
+		{"POST", "/api/auth/login", domain.UpstreamAuth, true},
+		{"POST", "/api/auth/refresh", domain.UpstreamAuth, true},
+		{"GET", "/api/auth/jwks", domain.UpstreamAuth, true},
+		{"POST", "/api/auth/logout", domain.UpstreamAuth, false},
+		{"GET", "/api/auth/me", domain.UpstreamAuth, false},
+		{"GET", "/api/auth/login", domain.UpstreamAuth, false},
+		{"GET", "/api/admin/users", domain.UpstreamAuth, false},
+		{"PUT", "/api/admin/users/3/approve", domain.UpstreamAuth, false},
+		{"GET", "/api/vms", domain.UpstreamVM, false},
+		{"GET", "/api/vms/", domain.UpstreamVM, false},
+		{"POST", "/api/vms", domain.UpstreamVM, false},
+		{"GET", "/api/vms/os-types", domain.UpstreamVM, false},
+		{"GET", "/api/vms/550e8400-e29b-41d4-a716-446655440000", domain.UpstreamVM, false},
+		{"POST", "/api/vms/12/action", domain.UpstreamVM, false},
+		{"GET", "/api/vms/12/snapshots", domain.UpstreamVM, false},
+		{"POST", "/api/snapshots/4/restore", domain.UpstreamVM, false},
+		{"GET", "/api/vms/isos", domain.UpstreamMedia, false},
+		{"POST", "/api/vms/isos", domain.UpstreamMedia, false},
+		{"DELETE", "/api/vms/isos/debian.iso", domain.UpstreamMedia, false},
+		{"GET", "/api/vms/12/media", domain.UpstreamMedia, false},
+		{"POST", "/api/vms/550e8400-e29b-41d4-a716-446655440000/media", domain.UpstreamMedia, false},
+		{"GET", "/api/quota", domain.UpstreamQuota, false},
+		{"PUT", "/api/quota", domain.UpstreamQuota, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r, err := domain.Resolve(tc.method, tc.path)
+			if err != nil || r.Upstream != tc.upstream || r.Public != tc.public {
+				t.Fatalf("got %+v, %v", r, err)
+			}
+		})
+	}
+}
+
+func TestResolve_RefusesInternalAndTraversal(t *testing.T) {
+	cases := map[string]error{
+		"/internal/vms/1":                 domain.ErrNotRouted,
+		"/api/internal/vms/1":             domain.ErrNotRouted,
+		"/api/../internal/vms/1":          domain.ErrBadPath,
+		"/api/vms/%2e%2e/%2e%2e/internal": domain.ErrBadPath,
+		"/api/vms/%2E%2E/x":               domain.ErrBadPath,
+		"/api/vms/./1":                    domain.ErrBadPath,
+		"/api//vms":                       domain.ErrBadPath,
+		"/api/vms/%zz":                    domain.ErrBadPath,
+		"/api/vms/a%5c..%5cb":             domain.ErrBadPath,
+		"/api/vms/%00":                    domain.ErrBadPath,
+		"/api":                            domain.ErrNotRouted,
+		"/api/nothing":                    domain.ErrNotRouted,
+		"/metrics":                        domain.ErrNotRouted,
+	}
+	for path, want := range cases {
+		t.Run(path, func(t *testing.T) {
+			if _, err := domain.Resolve("GET", path); !errors.Is(err, want) {
+				t.Fatalf("got %v, want %v", err, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,118 @@
+// Package http is the gateway's Fiber port: authentication, header hygiene, proxying to the services
+// and the aggregated health endpoint.
+package http
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/proxy"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+
+	"limen/gateway/internal/domain"
+	"limen/libs/authn"
+	"limen/libs/web"
+)
+
+// Proxy routes /api requests to the services.
+type Proxy struct {
+	// Bases maps each deployed service to its base URL; a missing one answers 503.
+	Bases          map[domain.Upstream]string
+	Verifier       *authn.Verifier
+	DefaultTimeout time.Duration
+	client         *fasthttp.Client
+}
+
+// NewProxy keeps one pooled keep-alive client for all services.
+func NewProxy(bases map[domain.Upstream]string, verifier *authn.Verifier, defaultTimeout time.Duration) *Proxy {
+	return &Proxy{Bases: bases, Verifier: verifier, DefaultTimeout: defaultTimeout, client: &fasthttp.Client{
+		MaxConnsPerHost:               1024,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadTimeout:                   0, // bounded per request by DoTimeout
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}}
+}
+
+// Handle is the catch-all /api handler.
+func (p *Proxy) Handle(c *fiber.Ctx) error {
+	route, err := domain.Resolve(c.Method(), string(c.Request().URI().PathOriginal()))
+	switch {
+	case errors.Is(err, domain.ErrBadPath):
+		return web.NewError(http.StatusBadRequest, "Invalid path")
+	case err != nil:
+		return web.NewError(http.StatusNotFound, "Not found")
+	}
+	if !route.Public && c.Method() != fiber.MethodOptions {
+		if _, err := p.Verifier.Verify(authn.BearerToken(c.Get(fiber.HeaderAuthorization))); err != nil {
+			return web.Unauthorized()
+		}
+	}
+	base, ok := p.Bases[route.Upstream]
+	if !ok {
+		return web.NewError(http.StatusServiceUnavailable, "Service unavailable")
+	}
+	prepareHeaders(c)
+	timeout := route.Timeout
+	if timeout == 0 {
+		timeout = p.DefaultTimeout
+	}
+	err = proxy.DoTimeout(c, base+c.OriginalURL(), timeout, p.client)
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return web.NewError(http.StatusGatewayTimeout, "Upstream timeout")
+	case err != nil:
+		return &web.Error{Code: http.StatusBadGateway, Message: "Service unavailable", Detail: "upstream " + string(route.Upstream) + " did not answer"}
+	}
+	for _, h := range hopByHop {
+		c.Response().Header.Del(h)
+	}
+	return nil
+}
+
+// untrustedPrefixes are identity and forwarding headers only the gateway may set.
+var untrustedPrefixes = []string{"x-forwarded-", "x-real-ip", "forwarded", "x-user-", "x-limen-", "x-internal-"}
+
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+
+// prepareHeaders drops what a client must not decide and adds what the services may trust.
+func prepareHeaders(c *fiber.Ctx) {
+	h := &c.Request().Header
+	var drop []string
+	h.VisitAll(func(key, _ []byte) {
+		k := strings.ToLower(string(key))
+		for _, prefix := range untrustedPrefixes {
+			if strings.HasPrefix(k, prefix) {
+				drop = append(drop, string(key))
+				return
+			}
+		}
+	})
+	for _, k := range drop {
+		h.Del(k)
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	h.Set(fiber.HeaderXForwardedFor, c.IP())
+	h.Set(fiber.HeaderXForwardedProto, c.Protocol())
+	h.Set(fiber.HeaderXForwardedHost, c.Hostname())
+	// Continue the gateway's trace in the service.
+	otel.GetTextMapPropagator().Inject(c.UserContext(), headerCarrier{h})
+}
+
+// headerCarrier lets the OTel propagator write into a fasthttp request header.
+type headerCarrier struct{ h *fasthttp.RequestHeader }
+
+func (hc headerCarrier) Get(key string) string { return string(hc.h.Peek(key)) }
+func (hc headerCarrier) Set(key, value string) { hc.h.Set(key, value) }
+func (hc headerCarrier) Keys() []string {
+	var keys []string
+	hc.h.VisitAll(func(k, _ []byte) { keys = append(keys, string(k)) })
+	return keys
+}
