@@ -72,6 +72,8 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 	for _, h := range hopByHop {
 		c.Response().Header.Del(h)
 	}
+	// The service's response replaced ours, with the request id the gateway had set on it.
+	c.Response().Header.SetBytesV(web.HeaderRequestID, c.Request().Header.Peek(web.HeaderRequestID))
 	return nil
 }
 
