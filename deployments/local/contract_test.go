@@ -1,0 +1,141 @@
+package local
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// apiClient talks to the running stack through the gateway, as the frontend does.
+type apiClient struct {
+	t    *testing.T
+	base string
+}
+
+type apiReply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (c apiClient) call(method, path, token string, body any) apiReply {
+	c.t.Helper()
+	var reader io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, reader)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := apiReply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (c apiClient) expect(r apiReply, status int, message string) apiReply {
+	c.t.Helper()
+	if r.status != status || message != "" && r.body["message"] != message {
+		c.t.Fatalf("got %d %s; want %d %q", r.status, r.raw, status, message)
+	}
+	return r
+}
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// checkAuthContract walks CONTRACT "Auth" through the real gateway in front of the real auth-service.
+func checkAuthContract(t *testing.T, base, adminPassword string) {
+	c := apiClient{t: t, base: base}
+	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
+	adminToken := admin.body["token"].(string)
+
+	// Register: pending until approved; duplicates and bad input refused.
+	reg := c.expect(c.call("POST", "/api/auth/register", "", credentials{"ada", "lovelace-1815"}), 201, "")
+	user := reg.body["user"].(map[string]any)
+	id := fmt.Sprint(user["id"])
+	if user["approved"] != false || user["role"] != "user" {
+		t.Fatalf("registered user: %s", reg.raw)
+	}
+	c.expect(c.call("POST", "/api/auth/register", "", credentials{"ada", "another-password"}), 409, "Username already exists")
+	c.expect(c.call("POST", "/api/auth/register", "", credentials{"x", "lovelace-1815"}), 400, "")
+	c.expect(c.call("POST", "/api/auth/register", "", map[string]any{"username": 5}), 400, "")
+	c.expect(c.call("POST", "/api/auth/login", "", credentials{"ada", "lovelace-1815"}), 403, "Account pending approval")
+	c.expect(c.call("POST", "/api/auth/login", "", credentials{"ada", "wrong-password"}), 401, "Invalid username or password")
+	c.expect(c.call("POST", "/api/auth/login", "", credentials{"nobody", "wrong-password"}), 401, "Invalid username or password")
+
+	// The admin approves; the user logs in, sees themself, and is refused admin routes.
+	c.expect(c.call("PUT", "/api/admin/users/"+id+"/approve", adminToken, map[string]bool{"approved": true}), 200, "")
+	login := c.expect(c.call("POST", "/api/auth/login", "", credentials{"ada", "lovelace-1815"}), 200, "")
+	token, refresh := login.body["token"].(string), login.body["refresh_token"].(string)
+	if login.body["access_token"] != token || login.body["token_type"] != "Bearer" || !strings.Contains(login.header.Get("Set-Cookie"), "refresh_token=") {
+		t.Fatalf("login body: %s", login.raw)
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil || claims["role"] != "user" || claims["sub"] != id {
+		t.Fatalf("token claims %v (%v)", claims, err)
+	}
+	if me := c.expect(c.call("GET", "/api/auth/me", token, nil), 200, ""); me.body["username"] != "ada" {
+		t.Fatalf("me: %s", me.raw)
+	}
+	c.expect(c.call("GET", "/api/admin/users", token, nil), 403, "")
+	if list := c.expect(c.call("GET", "/api/admin/users", adminToken, nil), 200, ""); list.body["total"] != float64(2) {
+		t.Fatalf("users: %s", list.raw)
+	}
+
+	// Tokens: no token, forged tokens and refresh tokens are all 401 with the contract body.
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "1", "user_id": 1, "role": "admin", "typ": "access"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	for name, bad := range map[string]string{"none": "", "alg none": none, "refresh token": refresh, "tampered": token[:len(token)-4] + "AAAA"} {
+		r := c.call("GET", "/api/auth/me", bad, nil)
+		if r.status != 401 || r.raw != `{"code":401,"message":"Authentication required"}` {
+			t.Fatalf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	c.expect(c.call("GET", "/internal/vms/1", adminToken, nil), 404, "")
+
+	// Refresh rotates; presenting a spent token ends the whole login.
+	rotated := c.expect(c.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": refresh}), 200, "")
+	next := rotated.body["refresh_token"].(string)
+	c.expect(c.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": refresh}), 401, "")
+	c.expect(c.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": next}), 401, "")
+
+	// Logout revokes a fresh login.
+	again := c.expect(c.call("POST", "/api/auth/login", "", credentials{"ada", "lovelace-1815"}), 200, "")
+	c.expect(c.call("POST", "/api/auth/logout", again.body["token"].(string), map[string]string{"refresh_token": again.body["refresh_token"].(string)}), 204, "")
+	c.expect(c.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": again.body["refresh_token"].(string)}), 401, "")
+
+	// Admin guards: not oneself, not the last admin.
+	me := c.expect(c.call("GET", "/api/auth/me", adminToken, nil), 200, "")
+	c.expect(c.call("DELETE", "/api/admin/users/"+fmt.Sprint(me.body["id"]), adminToken, nil), 409, "")
+	c.expect(c.call("DELETE", "/api/admin/users/"+id, adminToken, nil), 200, "")
+
+	// Too many failures: 429 with Retry-After (5 per account by default).
+	for range 5 {
+		c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", "not-the-password"}), 401, "")
+	}
+	if r := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 429, ""); r.header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+}
