@@ -1,0 +1,126 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"limen/auth-service/internal/app"
+	"limen/auth-service/internal/domain"
+)
+
+var clock = func() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
+
+type loginFixture struct {
+	login    *app.Login
+	hasher   *plainHasher
+	throttle *fakeThrottle
+	tokens   *fakeTokens
+	users    *fakeUsers
+}
+
+func newLogin(t *testing.T, users ...*domain.User) loginFixture {
+	t.Helper()
+	f := loginFixture{hasher: &plainHasher{}, throttle: &fakeThrottle{failures: map[string]int{}}, tokens: newFakeTokens(), users: newFakeUsers(users...)}
+	login, err := app.NewLogin(f.users, f.hasher, f.throttle, app.LoginPolicy{MaxPerAccount: 2, MaxPerIP: 3, Window: time.Minute},
+		fakeAccess{}, f.tokens, time.Hour, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.login = login
+	return f
+}
+
+func approvedUser(name, password string) *domain.User {
+	return domain.NewUser(name, "hash:"+password, true, clock())
+}
+
+func TestLogin_ValidCredentials_OpenASession(t *testing.T) {
+	f := newLogin(t, approvedUser("ada", "password1"))
+	s, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	if err != nil || s.AccessToken != "access-for-ada" || s.RefreshToken == "" || len(f.tokens.saved) != 1 {
+		t.Fatalf("%+v %v", s, err)
+	}
+}
+
+func TestLogin_UnknownUser_CostsAPasswordCheck(t *testing.T) {
+	f := newLogin(t)
+	before := f.hasher.verified
+	if _, err := f.login.Handle(context.Background(), "nobody", "password1", "10.0.0.1"); err != domain.ErrInvalidCredentials {
+		t.Fatalf("got %v", err)
+	}
+	if f.hasher.verified != before+1 {
+		t.Fatal("unknown username skipped the password check, which makes it faster than a wrong password")
+	}
+}
+
+func TestLogin_UnapprovedUser_IsForbiddenOnlyWithTheRightPassword(t *testing.T) {
+	f := newLogin(t, domain.NewUser("ada", "hash:password1", false, clock()))
+	if _, err := f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1"); err != domain.ErrInvalidCredentials {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != domain.ErrPendingApproval {
+		t.Fatalf("right password: %v", err)
+	}
+}
+
+func TestLogin_RepeatedFailures_AreThrottledPerAccount(t *testing.T) {
+	f := newLogin(t, approvedUser("ada", "password1"))
+	for range 2 {
+		_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
+	}
+	_, err := f.login.Handle(context.Background(), "ADA", "password1", "10.0.0.2")
+	if domain.KindOf(err) != domain.KindTooManyRequests || err.(*domain.Error).RetryAfter <= 0 {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLogin_Success_ClearsTheAccountCounter(t *testing.T) {
+	f := newLogin(t, approvedUser("ada", "password1"))
+	_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
+	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if f.throttle.failures["account:ada"] != 0 {
+		t.Fatal("counter kept after a successful login")
+	}
+}
+
+func TestRefresh_SpentTokenIsRefused(t *testing.T) {
+	f := newLogin(t, approvedUser("ada", "password1"))
+	s, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := app.NewRefresh(f.users, fakeAccess{}, f.tokens, time.Hour, clock)
+	next, err := refresh.Handle(context.Background(), s.RefreshToken)
+	if err != nil || next.RefreshToken == s.RefreshToken {
+		t.Fatalf("rotation: %+v %v", next, err)
+	}
+	if _, err := refresh.Handle(context.Background(), s.RefreshToken); err != domain.ErrInvalidRefreshToken {
+		t.Fatalf("reuse: %v", err)
+	}
+}
+
+func TestEnsureAdmin_PromotesAnExistingAccount(t *testing.T) {
+	users := newFakeUsers(domain.NewUser("root", "hash:old-password", false, clock()))
+	if err := (app.EnsureAdmin{Users: users, Hasher: &plainHasher{}, Now: clock}).Handle(context.Background(), "root", "new-password"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := users.ByUsername(context.Background(), "root")
+	if !u.IsActiveAdmin() || u.PasswordHash != "hash:old-password" {
+		t.Fatalf("%+v", u)
+	}
+}
+
+func TestRegister_ValidatesBeforeHashing(t *testing.T) {
+	h := &plainHasher{}
+	r := app.Register{Users: newFakeUsers(), Hasher: h, Now: clock}
+	if _, err := r.Handle(context.Background(), "ab", "password1"); domain.KindOf(err) != domain.KindInvalid {
+		t.Fatalf("got %v", err)
+	}
+	u, err := r.Handle(context.Background(), "ada", "password1")
+	if err != nil || u.Approved || u.Role != domain.RoleUser {
+		t.Fatalf("%+v %v", u, err)
+	}
+}
