@@ -1,5 +1,5 @@
-// Package jwttest issues LIMEN access tokens for tests of services that verify them, with the public
-// key served as a JWKS the way auth-service serves it.
+// Package jwttest issues LIMEN access tokens for tests and benchmarks of services that verify them,
+// with the public key served as a JWKS the way auth-service serves it.
 package jwttest
 
 import (
@@ -30,32 +30,46 @@ type KeyIssuer struct {
 	KID     string
 	Private ed25519.PrivateKey
 	JWKSURL string
+	jwks    []byte
 }
 
-// New starts a JWKS server for a fresh key; it stops with the test.
-func New(t testing.TB) *KeyIssuer {
-	t.Helper()
+// Generate makes a fresh key; serve JWKSHandler somewhere and set JWKSURL to use it outside tests.
+func Generate() (*KeyIssuer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ki := &KeyIssuer{KID: "test-key", Private: priv}
 	store := jwkset.NewMemoryStorage()
 	jwk, err := jwkset.NewJWKFromKey(priv.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: ki.KID, ALG: jwkset.AlgEdDSA, USE: jwkset.UseSig}})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := store.KeyWrite(context.Background(), jwk); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	body, err := store.JSONPublic(context.Background())
+	if ki.jwks, err = store.JSONPublic(context.Background()); err != nil {
+		return nil, err
+	}
+	return ki, nil
+}
+
+// JWKSHandler serves the public key as auth-service serves its keys.
+func (ki *KeyIssuer) JWKSHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(ki.jwks)
+	})
+}
+
+// New generates a key and serves its JWKS until the test ends.
+func New(t testing.TB) *KeyIssuer {
+	t.Helper()
+	ki, err := Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
+	srv := httptest.NewServer(ki.JWKSHandler())
 	t.Cleanup(srv.Close)
 	ki.JWKSURL = srv.URL
 	return ki
@@ -73,12 +87,17 @@ func Claims(userID int64, role string) authn.Claims {
 	}
 }
 
-// Sign signs claims with the issuer's key and kid.
-func (ki *KeyIssuer) Sign(t testing.TB, claims authn.Claims) string {
-	t.Helper()
+// SignClaims signs claims with the issuer's key and kid.
+func (ki *KeyIssuer) SignClaims(claims authn.Claims) (string, error) {
 	tok := jwt.NewWithClaims(authn.SigningMethod, claims)
 	tok.Header["kid"] = ki.KID
-	signed, err := tok.SignedString(ki.Private)
+	return tok.SignedString(ki.Private)
+}
+
+// Sign is SignClaims for tests.
+func (ki *KeyIssuer) Sign(t testing.TB, claims authn.Claims) string {
+	t.Helper()
+	signed, err := ki.SignClaims(claims)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/proxy"
 	"github.com/valyala/fasthttp"
-	"go.opentelemetry.io/otel"
 
 	"limen/gateway/internal/domain"
 	"limen/libs/authn"
+	"limen/libs/telemetry"
 	"limen/libs/web"
 )
 
@@ -87,9 +87,8 @@ func prepareHeaders(c *fiber.Ctx) {
 	h := &c.Request().Header
 	var drop []string
 	h.VisitAll(func(key, _ []byte) {
-		k := strings.ToLower(string(key))
 		for _, prefix := range untrustedPrefixes {
-			if strings.HasPrefix(k, prefix) {
+			if len(key) >= len(prefix) && strings.EqualFold(string(key[:len(prefix)]), prefix) {
 				drop = append(drop, string(key))
 				return
 			}
@@ -105,16 +104,5 @@ func prepareHeaders(c *fiber.Ctx) {
 	h.Set(fiber.HeaderXForwardedProto, c.Protocol())
 	h.Set(fiber.HeaderXForwardedHost, c.Hostname())
 	// Continue the gateway's trace in the service.
-	otel.GetTextMapPropagator().Inject(c.UserContext(), headerCarrier{h})
-}
-
-// headerCarrier lets the OTel propagator write into a fasthttp request header.
-type headerCarrier struct{ h *fasthttp.RequestHeader }
-
-func (hc headerCarrier) Get(key string) string { return string(hc.h.Peek(key)) }
-func (hc headerCarrier) Set(key, value string) { hc.h.Set(key, value) }
-func (hc headerCarrier) Keys() []string {
-	var keys []string
-	hc.h.VisitAll(func(k, _ []byte) { keys = append(keys, string(k)) })
-	return keys
+	telemetry.InjectInto(c.UserContext(), h)
 }
