@@ -16,26 +16,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// Environment names each service's code reads (the service env contract). A later change can
-// derive this table from the services' config structs.
 var (
-	commonEnv = []string{
-		"LISTEN_ADDR", "DATABASE_URL", "LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT", "KAFKA_BROKERS",
-		"LIMEN_JWKS_URL", "LIMEN_JWT_ISSUER", "LIMEN_JWT_AUDIENCE",
-	}
-	serviceEnv = map[string][]string{
-		"auth-service": {
-			"LIMEN_DATA_DIR", "LIMEN_JWT_KEY_DIR", "LIMEN_ADMIN_USERNAME", "LIMEN_ADMIN_PASSWORD",
-			"LIMEN_ACCESS_TOKEN_TTL", "LIMEN_REFRESH_TOKEN_TTL", "LIMEN_AUTO_APPROVE",
-			"LIMEN_LOGIN_MAX_FAILURES", "LIMEN_LOGIN_MAX_FAILURES_PER_IP", "LIMEN_LOGIN_LOCKOUT",
-			"LIMEN_COOKIE_SECURE",
-		},
-		"gateway": {
-			"AUTH_SERVICE_URL", "VM_SERVICE_URL", "MEDIA_SERVICE_URL", "QUOTA_SERVICE_URL",
-			"LIMEN_CORS_ORIGINS", "LIMEN_BODY_LIMIT", "LIMEN_UPSTREAM_TIMEOUT",
-			"LIMEN_TLS_CERT_FILE", "LIMEN_TLS_KEY_FILE",
-		},
-	}
+	// otelEnv are read by the OpenTelemetry SDK rather than by LIMEN's config structs.
+	otelEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"}
+	envTag  = regexp.MustCompile(`env:"([A-Z][A-Z0-9_]*)`)
 	// Each LIMEN service's port (LISTEN_ADDR inside its container).
 	servicePort = map[string]string{"auth-service": "18081", "gateway": "18443"}
 )
@@ -91,7 +75,7 @@ func TestCompose_Loads(t *testing.T) {
 		t.Errorf("project name %q, want limen", p.Name)
 	}
 	got := limenServices(p)
-	for name := range serviceEnv {
+	for name := range servicePort {
 		if !slices.Contains(got, name) {
 			t.Errorf("service %s is not built from this repository (services built: %v)", name, got)
 		}
@@ -181,15 +165,35 @@ func TestCompose_LimenServicesHaveHealthchecks(t *testing.T) {
 	}
 }
 
+// envReadBy lists the variables a service's config structs read, from their `env:"NAME"` tags.
+func envReadBy(t *testing.T, service string) []string {
+	t.Helper()
+	names := slices.Clone(otelEnv)
+	err := filepath.WalkDir(filepath.Join(repoRoot(t), service), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		for _, m := range envTag.FindAllSubmatch(src, -1) {
+			names = append(names, string(m[1]))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
 func TestCompose_EnvNamesAreOnesTheCodeReads(t *testing.T) {
 	p := loadProject(t)
-	for name, extra := range serviceEnv {
+	for name := range servicePort {
 		s, ok := p.Services[name]
 		if !ok {
 			t.Errorf("service %s missing", name)
 			continue
 		}
-		known := append(slices.Clone(commonEnv), extra...)
+		known := envReadBy(t, name)
 		for key, val := range s.Environment {
 			if !slices.Contains(known, key) {
 				t.Errorf("%s: sets %s, which the service does not read", name, key)
