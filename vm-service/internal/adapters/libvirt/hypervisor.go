@@ -1,0 +1,336 @@
+// Package libvirt implements vm-service's Hypervisor over go-libvirt: one qcow2 volume in a storage
+// pool and one q35 domain with an empty SATA CD-ROM per VM, so media can change while it runs.
+package libvirt
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+
+	"limen/vm-service/internal/app"
+	"limen/vm-service/internal/domain"
+)
+
+// Config describes how VMs are made on this host.
+type Config struct {
+	// DomainType is "qemu" (software emulation) or "kvm".
+	DomainType string
+	// Pool is the storage pool for VM disks, a directory pool at PoolPath created when missing.
+	Pool     string
+	PoolPath string
+	// Network is a libvirt network name, "user" for user-mode networking, or "" for none.
+	Network string
+}
+
+// namePrefix marks the domains LIMEN owns on a shared host.
+const namePrefix = "limen-"
+
+// Client returns the current libvirt connection (the connection manager reconnects behind it).
+type Client func() (*golibvirt.Libvirt, error)
+
+// Hypervisor implements app.Hypervisor.
+type Hypervisor struct {
+	client Client
+	cfg    Config
+}
+
+// New checks that the storage pool exists and is running, creating it when missing.
+func New(client Client, cfg Config) (*Hypervisor, error) {
+	h := &Hypervisor{client: client, cfg: cfg}
+	return h, h.ensurePool()
+}
+
+func (h *Hypervisor) ensurePool() error {
+	l, err := h.client()
+	if err != nil {
+		return err
+	}
+	pool, err := l.StoragePoolLookupByName(h.cfg.Pool)
+	if isCode(err, golibvirt.ErrNoStoragePool) {
+		def, merr := xml.Marshal(poolXML{Type: "dir", Name: h.cfg.Pool, Target: poolTargetXML{Path: h.cfg.PoolPath}})
+		if merr != nil {
+			return merr
+		}
+		if pool, err = l.StoragePoolDefineXML(string(def), 0); err != nil {
+			return fmt.Errorf("define pool %s: %w", h.cfg.Pool, err)
+		}
+		if err := l.StoragePoolBuild(pool, golibvirt.StoragePoolBuildNew); err != nil {
+			return fmt.Errorf("build pool %s: %w", h.cfg.Pool, err)
+		}
+		_ = l.StoragePoolSetAutostart(pool, 1)
+	} else if err != nil {
+		return err
+	}
+	state, _, _, _, err := l.StoragePoolGetInfo(pool)
+	if err != nil {
+		return err
+	}
+	if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
+		if err := l.StoragePoolCreate(pool, 0); err != nil {
+			return fmt.Errorf("start pool %s: %w", h.cfg.Pool, err)
+		}
+	}
+	return nil
+}
+
+func domainName(id uuid.UUID) string { return namePrefix + id.String() }
+func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
+
+// domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on localhost.
+func (h *Hypervisor) domainDefinition(spec app.MachineSpec) ([]byte, error) {
+	d := domainXML{
+		Type: h.cfg.DomainType, Name: domainName(spec.UUID), UUID: spec.UUID.String(), Title: spec.Name,
+		Memory: sizeXML{Unit: "MiB", Value: spec.MemoryMiB}, VCPU: spec.CPU,
+		OS:      osXML{Type: osTypeXML{Arch: "x86_64", Machine: "q35", Value: "hvm"}, Boot: []bootXML{{Dev: "hd"}, {Dev: "cdrom"}}},
+		OnCrash: "destroy",
+		Devices: devicesXML{
+			Disks: []diskXML{
+				{Type: "volume", Device: "disk", Driver: diskDriverXML{Name: "qemu", Type: "qcow2"},
+					Source: &diskSourceXML{Pool: h.cfg.Pool, Volume: volumeName(spec.UUID)}, Target: diskTargetXML{Dev: "vda", Bus: "virtio"}},
+				{Type: "file", Device: "cdrom", Driver: diskDriverXML{Name: "qemu", Type: "raw"},
+					Target: diskTargetXML{Dev: "sda", Bus: "sata"}, ReadOnly: &struct{}{}},
+			},
+			Graphics: []graphicsXML{{Type: "vnc", AutoPort: "yes", Listen: "127.0.0.1"}},
+			Inputs:   []inputXML{{Type: "tablet", Bus: "usb"}},
+		},
+	}
+	switch h.cfg.Network {
+	case "":
+	case "user":
+		d.Devices.Interfaces = []interfaceXML{{Type: "user", Model: modelXML{Type: "virtio"}}}
+	default:
+		d.Devices.Interfaces = []interfaceXML{{Type: "network", Source: &interfaceSourceXML{Network: h.cfg.Network}, Model: modelXML{Type: "virtio"}}}
+	}
+	return xml.Marshal(d)
+}
+
+func (h *Hypervisor) Create(_ context.Context, spec app.MachineSpec) error {
+	l, err := h.client()
+	if err != nil {
+		return err
+	}
+	pool, err := l.StoragePoolLookupByName(h.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	vol, err := xml.Marshal(volumeXML{Name: volumeName(spec.UUID), Capacity: sizeXML{Unit: "GiB", Value: spec.DiskGB},
+		Target: volumeTargetXML{Format: formatXML{Type: "qcow2"}}})
+	if err != nil {
+		return err
+	}
+	volume, err := l.StorageVolCreateXML(pool, string(vol), 0)
+	if err != nil {
+		return fmt.Errorf("create disk: %w", err)
+	}
+	def, err := h.domainDefinition(spec)
+	if err == nil {
+		_, err = l.DomainDefineXML(string(def))
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("define domain: %w", err), l.StorageVolDelete(volume, 0))
+	}
+	return nil
+}
+
+// lookup finds a LIMEN domain by its VM uuid.
+func (h *Hypervisor) lookup(id uuid.UUID) (*golibvirt.Libvirt, golibvirt.Domain, error) {
+	l, err := h.client()
+	if err != nil {
+		return nil, golibvirt.Domain{}, err
+	}
+	dom, err := l.DomainLookupByUUID(golibvirt.UUID(id))
+	if golibvirt.IsNotFound(err) {
+		return nil, golibvirt.Domain{}, app.ErrMachineNotFound
+	}
+	return l, dom, err
+}
+
+func (h *Hypervisor) Start(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	return l.DomainCreate(dom)
+}
+
+func (h *Hypervisor) Shutdown(ctx context.Context, id uuid.UUID, timeout time.Duration) (bool, error) {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return false, err
+	}
+	if err := l.DomainShutdown(dom); err != nil {
+		return false, err
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		state, _, err := l.DomainGetState(dom, 0)
+		if err != nil {
+			return false, err
+		}
+		if golibvirt.DomainState(state) == golibvirt.DomainShutoff {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-deadline.C:
+			// The guest ignored ACPI (no OS, or it hung): pull the plug, as Proxmox and OpenStack do.
+			return true, ignoreCode(l.DomainDestroy(dom), golibvirt.ErrOperationInvalid)
+		case <-tick.C:
+		}
+	}
+}
+
+func (h *Hypervisor) ForceStop(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	return l.DomainDestroy(dom)
+}
+
+func (h *Hypervisor) Reboot(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	return l.DomainReboot(dom, 0)
+}
+
+func (h *Hypervisor) Pause(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	return l.DomainSuspend(dom)
+}
+
+func (h *Hypervisor) Resume(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	return l.DomainResume(dom)
+}
+
+// Resize changes the persistent definition through the API, which keeps every other part of the
+// domain (an attached ISO, for one) as it is. Raising needs the maximum first, lowering the current.
+func (h *Hypervisor) Resize(_ context.Context, id uuid.UUID, cpu, memoryMiB int) error {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	config, maximum := uint32(golibvirt.DomainVCPUConfig), uint32(golibvirt.DomainVCPUMaximum)
+	if err := l.DomainSetVcpusFlags(dom, uint32(cpu), config|maximum); err != nil {
+		// Lowering: the maximum cannot drop below the current count, so lower that first.
+		if err := l.DomainSetVcpusFlags(dom, uint32(cpu), config); err != nil {
+			return err
+		}
+		if err := l.DomainSetVcpusFlags(dom, uint32(cpu), config|maximum); err != nil {
+			return err
+		}
+	} else if err := l.DomainSetVcpusFlags(dom, uint32(cpu), config); err != nil {
+		return err
+	}
+	kib := uint64(memoryMiB) * 1024
+	memConfig, memMax := uint32(golibvirt.DomainMemConfig), uint32(golibvirt.DomainMemMaximum)
+	if err := l.DomainSetMemoryFlags(dom, kib, memConfig|memMax); err != nil {
+		return err
+	}
+	return l.DomainSetMemoryFlags(dom, kib, memConfig)
+}
+
+func (h *Hypervisor) Delete(_ context.Context, id uuid.UUID) error {
+	l, dom, err := h.lookup(id)
+	switch {
+	case errors.Is(err, app.ErrMachineNotFound):
+	case err != nil:
+		return err
+	default:
+		if err := ignoreCode(l.DomainDestroy(dom), golibvirt.ErrOperationInvalid); err != nil {
+			return err
+		}
+		flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata | golibvirt.DomainUndefineNvram
+		if err := l.DomainUndefineFlags(dom, flags); err != nil && !golibvirt.IsNotFound(err) {
+			return err
+		}
+	}
+	if l == nil {
+		if l, err = h.client(); err != nil {
+			return err
+		}
+	}
+	pool, err := l.StoragePoolLookupByName(h.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	vol, err := l.StorageVolLookupByName(pool, volumeName(id))
+	if isCode(err, golibvirt.ErrNoStorageVol) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return l.StorageVolDelete(vol, 0)
+}
+
+// States reads the state of every domain in one ConnectGetAllDomainStats call.
+func (h *Hypervisor) States(_ context.Context) (map[uuid.UUID]domain.Status, error) {
+	l, err := h.client()
+	if err != nil {
+		return nil, err
+	}
+	records, err := l.ConnectGetAllDomainStats(nil, uint32(golibvirt.DomainStatsState), 0)
+	if err != nil {
+		return nil, err
+	}
+	states := make(map[uuid.UUID]domain.Status, len(records))
+	for _, r := range records {
+		if !strings.HasPrefix(r.Dom.Name, namePrefix) {
+			continue
+		}
+		for _, p := range r.Params {
+			if p.Field == "state.state" {
+				if v, ok := p.Value.I.(int32); ok {
+					states[uuid.UUID(r.Dom.UUID)] = statusOf(golibvirt.DomainState(v))
+				}
+			}
+		}
+	}
+	return states, nil
+}
+
+// statusOf maps libvirt's states to the four the frontend knows.
+func statusOf(s golibvirt.DomainState) domain.Status {
+	switch s {
+	case golibvirt.DomainRunning, golibvirt.DomainBlocked, golibvirt.DomainShutdown:
+		return domain.StatusRunning
+	case golibvirt.DomainPaused, golibvirt.DomainPmsuspended:
+		return domain.StatusPaused
+	case golibvirt.DomainShutoff:
+		return domain.StatusStopped
+	}
+	return domain.StatusError
+}
+
+func isCode(err error, code golibvirt.ErrorNumber) bool {
+	var lerr golibvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == uint32(code)
+}
+
+// ignoreCode treats one expected libvirt error (destroying a domain that is already off) as success.
+func ignoreCode(err error, code golibvirt.ErrorNumber) error {
+	if isCode(err, code) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,148 @@
+package libvirt_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"github.com/google/uuid"
+
+	"limen/libs/testkit/libvirttest"
+	"limen/vm-service/internal/adapters/libvirt"
+	"limen/vm-service/internal/app"
+	"limen/vm-service/internal/domain"
+)
+
+func TestMain(m *testing.M) { libvirttest.Main(m) }
+
+func connect(t *testing.T) *golibvirt.Libvirt {
+	t.Helper()
+	d := libvirttest.Shared(t)
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.SocketPath())))
+	if err := l.ConnectToURI(golibvirt.ConnectURI(d.URI())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Disconnect() })
+	return l
+}
+
+func newHypervisor(t *testing.T, l *golibvirt.Libvirt, domainType string) *libvirt.Hypervisor {
+	t.Helper()
+	h, err := libvirt.New(func() (*golibvirt.Libvirt, error) { return l, nil }, libvirt.Config{
+		DomainType: domainType, Pool: "limen-vms", PoolPath: filepath.Join(libvirttest.Shared(t).ImageDir(), "vms"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func spec() app.MachineSpec {
+	return app.MachineSpec{UUID: uuid.New(), Name: "web 1", CPU: 1, MemoryMiB: 64, DiskGB: 1}
+}
+
+func expectState(t *testing.T, h *libvirt.Hypervisor, id uuid.UUID, want domain.Status) {
+	t.Helper()
+	states, err := h.States(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if states[id] != want {
+		t.Fatalf("state %q, want %q (all: %v)", states[id], want, states)
+	}
+}
+
+func TestLifecycle_CreateStartPauseResumeStopResizeDelete(t *testing.T) {
+	ctx := context.Background()
+	l := connect(t)
+	h := newHypervisor(t, l, "qemu")
+	s := spec()
+	if err := h.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Delete(ctx, s.UUID) })
+
+	dom, err := l.DomainLookupByUUID(golibvirt.UUID(s.UUID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := l.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"machine='pc-q35", "device='cdrom'", "bus='sata'", "type='qcow2'", "bus='virtio'", "<title>web 1</title>", "listen='127.0.0.1'"} {
+		if !strings.Contains(def, want) {
+			t.Errorf("domain XML lacks %s:\n%s", want, def)
+		}
+	}
+	expectState(t, h, s.UUID, domain.StatusStopped)
+
+	if err := h.Start(ctx, s.UUID); err != nil {
+		t.Fatal(err)
+	}
+	expectState(t, h, s.UUID, domain.StatusRunning)
+	if err := h.Pause(ctx, s.UUID); err != nil {
+		t.Fatal(err)
+	}
+	expectState(t, h, s.UUID, domain.StatusPaused)
+	if err := h.Resume(ctx, s.UUID); err != nil {
+		t.Fatal(err)
+	}
+	// The guest has no OS to answer ACPI, so the shutdown is forced after the timeout.
+	forced, err := h.Shutdown(ctx, s.UUID, time.Second)
+	if err != nil || !forced {
+		t.Fatalf("shutdown: forced=%v err=%v", forced, err)
+	}
+	expectState(t, h, s.UUID, domain.StatusStopped)
+
+	if err := h.Resize(ctx, s.UUID, 2, 128); err != nil {
+		t.Fatal(err)
+	}
+	_, maxMem, _, vcpus, _, err := l.DomainGetInfo(dom)
+	if err != nil || maxMem != 128*1024 || vcpus != 2 {
+		t.Fatalf("after resize: mem %d KiB, %d vCPU (%v)", maxMem, vcpus, err)
+	}
+	if err := h.Resize(ctx, s.UUID, 1, 64); err != nil {
+		t.Fatalf("shrink: %v", err)
+	}
+
+	if err := h.Delete(ctx, s.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DomainLookupByUUID(golibvirt.UUID(s.UUID)); !golibvirt.IsNotFound(err) {
+		t.Fatalf("domain still defined: %v", err)
+	}
+	pool, _ := l.StoragePoolLookupByName("limen-vms")
+	if _, err := l.StorageVolLookupByName(pool, s.UUID.String()+".qcow2"); err == nil {
+		t.Fatal("disk left behind")
+	}
+	if err := h.Delete(ctx, s.UUID); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
+	ctx := context.Background()
+	l := connect(t)
+	h := newHypervisor(t, l, "no-such-hypervisor")
+	s := spec()
+	if err := h.Create(ctx, s); err == nil {
+		t.Fatal("define with a bogus domain type succeeded")
+	}
+	pool, _ := l.StoragePoolLookupByName("limen-vms")
+	if _, err := l.StorageVolLookupByName(pool, s.UUID.String()+".qcow2"); err == nil {
+		t.Fatal("disk left behind after a failed create")
+	}
+}
+
+func TestActions_UnknownMachine(t *testing.T) {
+	h := newHypervisor(t, connect(t), "qemu")
+	if err := h.Start(context.Background(), uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
+		t.Fatalf("got %v", err)
+	}
+}

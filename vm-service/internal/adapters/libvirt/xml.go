@@ -1,0 +1,127 @@
+package libvirt
+
+import "encoding/xml"
+
+// Typed libvirt XML: domains and volumes are built from these structs, never by concatenation.
+
+type domainXML struct {
+	XMLName  xml.Name    `xml:"domain"`
+	Type     string      `xml:"type,attr"`
+	Name     string      `xml:"name"`
+	UUID     string      `xml:"uuid"`
+	Title    string      `xml:"title,omitempty"`
+	Memory   sizeXML     `xml:"memory"`
+	VCPU     int         `xml:"vcpu"`
+	OS       osXML       `xml:"os"`
+	Features featuresXML `xml:"features"`
+	OnCrash  string      `xml:"on_crash"`
+	Devices  devicesXML  `xml:"devices"`
+}
+
+type sizeXML struct {
+	Unit  string `xml:"unit,attr"`
+	Value int    `xml:",chardata"`
+}
+
+type osXML struct {
+	Type osTypeXML `xml:"type"`
+	Boot []bootXML `xml:"boot"`
+}
+
+type osTypeXML struct {
+	Arch    string `xml:"arch,attr"`
+	Machine string `xml:"machine,attr"`
+	Value   string `xml:",chardata"`
+}
+
+type bootXML struct {
+	Dev string `xml:"dev,attr"`
+}
+
+// featuresXML enables ACPI, which a graceful shutdown needs.
+type featuresXML struct {
+	ACPI struct{} `xml:"acpi"`
+	APIC struct{} `xml:"apic"`
+}
+
+type devicesXML struct {
+	Disks      []diskXML      `xml:"disk"`
+	Interfaces []interfaceXML `xml:"interface"`
+	Graphics   []graphicsXML  `xml:"graphics"`
+	Inputs     []inputXML     `xml:"input"`
+}
+
+type diskXML struct {
+	Type     string         `xml:"type,attr"`
+	Device   string         `xml:"device,attr"`
+	Driver   diskDriverXML  `xml:"driver"`
+	Source   *diskSourceXML `xml:"source"`
+	Target   diskTargetXML  `xml:"target"`
+	ReadOnly *struct{}      `xml:"readonly"`
+}
+
+type diskDriverXML struct {
+	Name string `xml:"name,attr"`
+	Type string `xml:"type,attr"`
+}
+
+type diskSourceXML struct {
+	Pool   string `xml:"pool,attr,omitempty"`
+	Volume string `xml:"volume,attr,omitempty"`
+}
+
+type diskTargetXML struct {
+	Dev string `xml:"dev,attr"`
+	Bus string `xml:"bus,attr"`
+}
+
+type interfaceXML struct {
+	Type   string              `xml:"type,attr"`
+	Source *interfaceSourceXML `xml:"source"`
+	Model  modelXML            `xml:"model"`
+}
+
+type interfaceSourceXML struct {
+	Network string `xml:"network,attr"`
+}
+
+type modelXML struct {
+	Type string `xml:"type,attr"`
+}
+
+type graphicsXML struct {
+	Type     string `xml:"type,attr"`
+	AutoPort string `xml:"autoport,attr"`
+	Listen   string `xml:"listen,attr"`
+}
+
+type inputXML struct {
+	Type string `xml:"type,attr"`
+	Bus  string `xml:"bus,attr"`
+}
+
+type poolXML struct {
+	XMLName xml.Name      `xml:"pool"`
+	Type    string        `xml:"type,attr"`
+	Name    string        `xml:"name"`
+	Target  poolTargetXML `xml:"target"`
+}
+
+type poolTargetXML struct {
+	Path string `xml:"path"`
+}
+
+type volumeXML struct {
+	XMLName  xml.Name        `xml:"volume"`
+	Name     string          `xml:"name"`
+	Capacity sizeXML         `xml:"capacity"`
+	Target   volumeTargetXML `xml:"target"`
+}
+
+type volumeTargetXML struct {
+	Format formatXML `xml:"format"`
+}
+
+type formatXML struct {
+	Type string `xml:"type,attr"`
+}

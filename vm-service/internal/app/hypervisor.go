@@ -1,0 +1,43 @@
+// Package app holds vm-service's use cases and the ports they need.
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"limen/vm-service/internal/domain"
+)
+
+// MachineSpec is what the hypervisor needs to create a VM's domain and disk.
+type MachineSpec struct {
+	UUID      uuid.UUID
+	Name      string
+	CPU       int
+	MemoryMiB int
+	DiskGB    int
+}
+
+// ErrMachineNotFound is a domain the hypervisor does not have.
+var ErrMachineNotFound = errors.New("machine not found on the hypervisor")
+
+// Hypervisor runs VMs; libvirt is the truth for their run state.
+type Hypervisor interface {
+	// Create makes the disk and defines the domain; on failure nothing is left behind.
+	Create(ctx context.Context, spec MachineSpec) error
+	Start(ctx context.Context, id uuid.UUID) error
+	// Shutdown asks the guest to power off (ACPI) and forces it off after timeout; forced reports which.
+	Shutdown(ctx context.Context, id uuid.UUID, timeout time.Duration) (forced bool, err error)
+	ForceStop(ctx context.Context, id uuid.UUID) error
+	Reboot(ctx context.Context, id uuid.UUID) error
+	Pause(ctx context.Context, id uuid.UUID) error
+	Resume(ctx context.Context, id uuid.UUID) error
+	// Resize changes the persistent CPU and memory of a stopped domain.
+	Resize(ctx context.Context, id uuid.UUID, cpu, memoryMiB int) error
+	// Delete removes the domain (stopping it) and its disk; a missing one is not an error.
+	Delete(ctx context.Context, id uuid.UUID) error
+	// States reports the run state of every LIMEN domain in one call.
+	States(ctx context.Context) (map[uuid.UUID]domain.Status, error)
+}

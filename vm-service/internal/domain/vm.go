@@ -1,0 +1,131 @@
+// Package domain holds the VM aggregate of vm-service: its fields, the rules a VM obeys and the
+// errors that break them. It knows nothing of HTTP, Postgres or libvirt.
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Status is the run state the frontend shows.
+type Status string
+
+const (
+	StatusRunning Status = "Running"
+	StatusStopped Status = "Stopped"
+	StatusPaused  Status = "Paused"
+	StatusError   Status = "Error"
+)
+
+// Limits of a VM's configuration (CONTRACT "VMs").
+const (
+	MinCPU, MaxCPU             = 1, 64
+	MinMemoryMiB, MaxMemoryMiB = 64, 262144
+	MaxNameLength              = 64
+)
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9 _.-]+$`)
+
+// VM is one virtual machine. Postgres holds ownership and intent; libvirt is the truth for run state,
+// which reaches Status through lifecycle events and resyncs.
+type VM struct {
+	ID        int64
+	UUID      uuid.UUID
+	OwnerID   int64
+	Name      string
+	CPU       int
+	MemoryMiB int
+	OSType    string
+	DiskGB    int
+	Status    Status
+	// StatusReason says why a VM is in Error (for example its domain vanished from libvirt).
+	StatusReason string
+	Host         string
+	// Version grows by one with every change; events carry it as their sequence.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// NewVM checks a create request and returns the VM to be defined, Stopped until started.
+func NewVM(ownerID int64, name string, cpu, memoryMiB int, os OSType, now time.Time) (*VM, error) {
+	name = strings.TrimSpace(name)
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := ValidateResources(cpu, memoryMiB); err != nil {
+		return nil, err
+	}
+	return &VM{
+		UUID:      uuid.New(),
+		OwnerID:   ownerID,
+		Name:      name,
+		CPU:       cpu,
+		MemoryMiB: memoryMiB,
+		OSType:    os.Name,
+		DiskGB:    os.DiskGB,
+		Status:    StatusStopped,
+		Version:   1,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}, nil
+}
+
+// ValidateName enforces 1–64 characters of letters, digits, space, '_', '.', '-'.
+func ValidateName(name string) error {
+	if name == "" {
+		return Invalid("name", "Field 'name' is required")
+	}
+	if len(name) > MaxNameLength || !namePattern.MatchString(name) {
+		return Invalid("name", fmt.Sprintf("Field 'name' must be 1-%d characters of letters, digits, spaces, '_', '.' or '-'", MaxNameLength))
+	}
+	return nil
+}
+
+// ValidateResources enforces the CPU and memory ranges.
+func ValidateResources(cpu, memoryMiB int) error {
+	if cpu < MinCPU || cpu > MaxCPU {
+		return Invalid("cpu", fmt.Sprintf("Field 'cpu' must be between %d and %d", MinCPU, MaxCPU))
+	}
+	if memoryMiB < MinMemoryMiB || memoryMiB > MaxMemoryMiB {
+		return Invalid("memory", fmt.Sprintf("Field 'memory' must be between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB))
+	}
+	return nil
+}
+
+// VisibleTo reports whether a caller may see and act on the VM: its owner, or an admin.
+func (vm *VM) VisibleTo(userID int64, isAdmin bool) bool {
+	return isAdmin || vm.OwnerID == userID
+}
+
+// ObserveStatus records the run state libvirt reports; it returns false when nothing changed.
+func (vm *VM) ObserveStatus(status Status, reason string, now time.Time) bool {
+	if vm.Status == status && vm.StatusReason == reason {
+		return false
+	}
+	vm.Status, vm.StatusReason = status, reason
+	vm.touch(now)
+	return true
+}
+
+// Resize sets new CPU and memory; the VM must be stopped so the guest never sees hardware vanish.
+func (vm *VM) Resize(cpu, memoryMiB int, now time.Time) error {
+	if err := ValidateResources(cpu, memoryMiB); err != nil {
+		return err
+	}
+	if vm.Status != StatusStopped {
+		return Conflict(fmt.Sprintf("Cannot update VM: VM must be Stopped (status: %s)", vm.Status))
+	}
+	vm.CPU, vm.MemoryMiB = cpu, memoryMiB
+	vm.touch(now)
+	return nil
+}
+
+func (vm *VM) touch(now time.Time) {
+	vm.Version++
+	vm.UpdatedAt = now
+}
