@@ -21,7 +21,7 @@ var (
 	otelEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"}
 	envTag  = regexp.MustCompile(`env:"([A-Z][A-Z0-9_]*)`)
 	// Each LIMEN service's port (LISTEN_ADDR inside its container).
-	servicePort = map[string]string{"auth-service": "18081", "gateway": "18443"}
+	servicePort = map[string]string{"auth-service": "18081", "vm-service": "18082", "gateway": "18443"}
 )
 
 func repoRoot(t *testing.T) string {
@@ -44,7 +44,7 @@ func loadProject(t *testing.T) *types.Project {
 		cli.WithName("limen"),
 		cli.WithWorkingDirectory(root),
 		// The file requires the admin password; everything else has a default.
-		cli.WithEnv([]string{"LIMEN_ADMIN_PASSWORD=compose-test-password"}),
+		cli.WithEnv([]string{"LIMEN_ADMIN_PASSWORD=compose-test-password", "LIMEN_INTERNAL_TOKEN=compose-test-token"}),
 		cli.WithResolvedPaths(true),
 	)
 	if err != nil {

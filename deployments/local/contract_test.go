@@ -139,3 +139,39 @@ func checkAuthContract(t *testing.T, base, adminPassword string) {
 		t.Fatal("429 without Retry-After")
 	}
 }
+
+// checkVMContract walks CONTRACT "VMs" through the gateway to vm-service on a real libvirtd.
+func checkVMContract(t *testing.T, base, adminPassword string) {
+	c := apiClient{t: t, base: base}
+	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
+	token := admin.body["token"].(string)
+
+	c.expect(c.call("GET", "/api/vms", "", nil), 401, "Authentication required")
+	osTypes := c.expect(c.call("GET", "/api/vms/os-types", token, nil), 200, "")
+	if list, _ := osTypes.body["os_types"].([]any); len(list) < 4 {
+		t.Fatalf("os types: %s", osTypes.raw)
+	}
+	c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "x", "cpu": 0, "memory": 64, "os_type": "ubuntu-server"}), 400, "Field 'cpu' must be between 1 and 64")
+
+	created := c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "stack vm", "cpu": 1, "memory": 64, "os_type": "ubuntu-server", "start": true}), 201, "")
+	if created.body["status"] != "Running" {
+		t.Fatalf("created with start: %s", created.raw)
+	}
+	id, uuid := fmt.Sprint(created.body["id"]), created.body["uuid"].(string)
+	c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "stack vm", "cpu": 1, "memory": 64, "os_type": "ubuntu-server"}), 409, "VM name already exists")
+	c.expect(c.call("POST", "/api/vms/"+id+"/action", token, map[string]any{"action": "start"}), 409, "Cannot start VM: VM is Running")
+	stopped := c.expect(c.call("POST", "/api/vms/"+id+"/action", token, map[string]any{"action": "stop"}), 200, "VM stopped")
+	if vm, _ := stopped.body["vm"].(map[string]any); vm["status"] != "Stopped" {
+		t.Fatalf("stop: %s", stopped.raw)
+	}
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/action", token, map[string]any{"action": "update", "cpu": 2, "memory": 128}), 200, "VM updated")
+	got := c.expect(c.call("GET", "/api/vms/"+uuid, token, nil), 200, "")
+	if got.body["cpu"] != float64(2) || got.body["memory"] != float64(128) {
+		t.Fatalf("after update: %s", got.raw)
+	}
+	deleted := c.expect(c.call("DELETE", "/api/vms/"+uuid, token, nil), 200, "VM deleted")
+	if deleted.body["vm_uuid"] != uuid {
+		t.Fatalf("delete: %s", deleted.raw)
+	}
+	c.expect(c.call("GET", "/api/vms/"+uuid, token, nil), 404, "VM not found")
+}

@@ -15,10 +15,15 @@
 #   KAFKA_BROKERS        [unset]     use these brokers; unset: start limen-broker on LIMEN_KAFKA_ADDR
 #   LIMEN_KAFKA_ADDR     [127.0.0.1:19092]
 #   LIMEN_START_LIBVIRTD [1]         0: never start libvirtd (1: start it when its socket does not answer)
+#   LIBVIRT_URI, LIBVIRT_SOCKET [unset] use this libvirt for vm-service (unset: the host's qemu:///system;
+#                                    vm-service is left out when that does not answer)
+#   LIMEN_VM_ADDR        [127.0.0.1:18082]
+#   LIMEN_STORAGE_POOL_PATH [$LIMEN_DATA_DIR/vms]  where VM disks go
 #   LIMEN_AUTH_ADDR      [127.0.0.1:18081]
 #   LIMEN_GATEWAY_ADDR   [127.0.0.1:18443]
 #   LIMEN_ADMIN_USERNAME [admin]
 #   LIMEN_ADMIN_PASSWORD [unset]     unset: generated once, kept in $LIMEN_DATA_DIR/admin-password
+#   LIMEN_INTERNAL_TOKEN [unset]     unset: generated once, kept in $LIMEN_DATA_DIR/internal-token
 #   LIMEN_ISO_DIR        [$LIMEN_DATA_DIR/isos]
 #   LIMEN_LOG_TEE        [auto]      1: also copy service logs to the terminal; auto: when it is a tty
 #   LIMEN_HEALTH_TIMEOUT [60]        seconds to wait for the gateway's /api/health
@@ -65,7 +70,7 @@ mkdir -p "$BIN" "$LOGS" "$LIMEN_ISO_DIR"
 SERVICES=()
 add_service() { SERVICES+=("$1|$2|$3"); }
 add_service auth-service "$LIMEN_AUTH_ADDR" ./auth-service/cmd/auth-service
-# add_service vm-service    "${LIMEN_VM_ADDR:-127.0.0.1:18082}"    ./vm-service/cmd/vm-service
+add_service vm-service "${LIMEN_VM_ADDR:-127.0.0.1:18082}" ./vm-service/cmd/vm-service
 # add_service media-service "${LIMEN_MEDIA_ADDR:-127.0.0.1:18083}" ./media-service/cmd/media-service
 # add_service quota-service "${LIMEN_QUOTA_ADDR:-127.0.0.1:18084}" ./quota-service/cmd/quota-service
 add_service gateway "$LIMEN_GATEWAY_ADDR" ./gateway/cmd/gateway
@@ -74,6 +79,22 @@ add_service gateway "$LIMEN_GATEWAY_ADDR" ./gateway/cmd/gateway
 env_auth_service() {
 	echo "LIMEN_ADMIN_PASSWORD=$LIMEN_ADMIN_PASSWORD"
 	echo "LIMEN_JWT_KEY_DIR=${LIMEN_JWT_KEY_DIR:-$LIMEN_DATA_DIR/keys}"
+}
+
+# vm-service drives libvirt: QEMU's software emulation unless this machine has KVM.
+env_vm_service() {
+	local domain_type=qemu
+	[[ -w /dev/kvm ]] && domain_type=kvm
+	echo "LIMEN_DOMAIN_TYPE=${LIMEN_DOMAIN_TYPE:-$domain_type}"
+	echo "LIMEN_STORAGE_POOL_PATH=${LIMEN_STORAGE_POOL_PATH:-$LIMEN_DATA_DIR/vms}"
+	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+}
+
+# skip_<name> says why a service cannot run here (and succeeds), or fails when it can.
+skip_vm_service() {
+	[[ -n "${LIBVIRT_URI:-}${LIBVIRT_SOCKET:-}" ]] && return 1
+	libvirt_answers && return 1
+	echo "libvirt does not answer on qemu:///system"
 }
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -198,21 +219,25 @@ done
 [[ -z "${DATABASE_URL:-}" ]] && port_busy "127.0.0.1:$LIMEN_PG_PORT" && busy+=("127.0.0.1:$LIMEN_PG_PORT (postgres)")
 ((${#busy[@]} == 0)) || die "already in use: ${busy[*]} — another 'make run'? Stop it, or choose other addresses (see README)"
 
-# ---- admin password ------------------------------------------------------------------------------
-if [[ -z "${LIMEN_ADMIN_PASSWORD:-}" ]]; then
-	pwfile=$LIMEN_DATA_DIR/admin-password
-	if [[ ! -s "$pwfile" ]]; then
+# ---- secrets ---------------------------------------------------------------------------------------
+# secret_file NAME — a random secret kept in $LIMEN_DATA_DIR/NAME (0600), made on first use, so a
+# second `make run` finds the same one.
+secret_file() {
+	local f=$LIMEN_DATA_DIR/$1
+	if [[ ! -s "$f" ]]; then
 		(
 			umask 077
-			pw=$(head -c 48 /dev/urandom | base64 | LC_ALL=C tr -dc 'A-Za-z0-9' | cut -c1-24)
-			printf '%s' "$pw" >"$pwfile.tmp"
-			mv "$pwfile.tmp" "$pwfile"
+			head -c 48 /dev/urandom | base64 | LC_ALL=C tr -dc 'A-Za-z0-9' | cut -c1-24 | tr -d '\n' >"$f.tmp"
+			mv "$f.tmp" "$f"
 		)
 	fi
-	chmod 600 "$pwfile"
-	LIMEN_ADMIN_PASSWORD=$(<"$pwfile")
-fi
+	chmod 600 "$f"
+	cat "$f"
+}
+LIMEN_ADMIN_PASSWORD=${LIMEN_ADMIN_PASSWORD:-$(secret_file admin-password)}
 export -n LIMEN_ADMIN_PASSWORD # passed to auth-service only (env_auth_service)
+# Peer services present it on each other's /internal routes.
+LIMEN_INTERNAL_TOKEN=${LIMEN_INTERNAL_TOKEN:-$(secret_file internal-token)}
 
 # ---- build -----------------------------------------------------------------------------------------
 say "building into $BIN"
@@ -377,6 +402,11 @@ fi
 # ---- services --------------------------------------------------------------------------------------
 for entry in "${SERVICES[@]}"; do
 	IFS='|' read -r name addr _ <<<"$entry"
+	skip=skip_${name//-/_}
+	if declare -F "$skip" >/dev/null && why=$("$skip"); then
+		say "warning: not starting $name: $why; its routes answer 503"
+		continue
+	fi
 	envs=("LISTEN_ADDR=$addr")
 	fn=env_${name//-/_}
 	if declare -F "$fn" >/dev/null; then

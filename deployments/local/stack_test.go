@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"limen/libs/testkit/libvirttest"
 )
 
 const (
@@ -43,8 +45,18 @@ func TestStack_RunLoginStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ports := freePorts(t, 4)
-	pgPort, kafkaAddr, authAddr, gwAddr := ports[0], addr(ports[1]), addr(ports[2]), addr(ports[3])
+	ports := freePorts(t, 5)
+	pgPort, kafkaAddr, authAddr, gwAddr, vmAddr := ports[0], addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
+	// vm-service gets a private libvirtd, so the test never touches (or depends on) the host's.
+	libvirtd, err := libvirttest.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := libvirtd.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	cmd := exec.Command("bash", filepath.Join(root, "deployments", "local", "run.sh"))
 	cmd.Dir = root
@@ -54,7 +66,12 @@ func TestStack_RunLoginStop(t *testing.T) {
 		"LIMEN_KAFKA_ADDR="+kafkaAddr,
 		"LIMEN_AUTH_ADDR="+authAddr,
 		"LIMEN_GATEWAY_ADDR="+gwAddr,
-		"LIMEN_START_LIBVIRTD=0", // auth and gateway do not need it; never race other tests for it
+		"LIMEN_VM_ADDR="+vmAddr,
+		"LIMEN_START_LIBVIRTD=0",
+		"LIBVIRT_URI="+libvirtd.URI(),
+		"LIBVIRT_SOCKET="+libvirtd.SocketPath(),
+		"LIMEN_STORAGE_POOL_PATH="+filepath.Join(libvirtd.ImageDir(), "vms"),
+		"LIMEN_VM_STOP_TIMEOUT=2s",
 		"LIMEN_LOG_TEE=0",
 		fmt.Sprintf("LIMEN_HEALTH_TIMEOUT=%d", int(healthTimeout.Seconds())),
 	)
@@ -126,7 +143,9 @@ func TestStack_RunLoginStop(t *testing.T) {
 		t.Errorf("login: %d %s; want 200 with a token", resp.StatusCode, raw)
 	}
 
-	// 3. The contract's auth rules hold through the gateway.
+	// 3. The contract's VM and auth rules hold through the gateway (VMs first: the auth walk ends with
+	// failed logins that lock this client address out).
+	checkVMContract(t, "http://"+gwAddr, password)
 	checkAuthContract(t, "http://"+gwAddr, password)
 
 	// 4. SIGTERM to the process group: everything stops, exit 0, within 30 s.
@@ -146,7 +165,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// 4. Nothing it started is left.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		left := leftovers(pgid, dataDir, append([]string{addr(pgPort)}, kafkaAddr, authAddr, gwAddr))
+		left := leftovers(pgid, dataDir, append([]string{addr(pgPort)}, kafkaAddr, authAddr, gwAddr, vmAddr))
 		if len(left) == 0 {
 			break
 		}
@@ -208,6 +227,7 @@ func cleanEnv() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(k, "LIMEN_"), strings.HasSuffix(k, "_SERVICE_URL"),
+			strings.HasPrefix(k, "LIBVIRT_"),
 			k == "DATABASE_URL", k == "KAFKA_BROKERS", k == "LISTEN_ADDR", k == "OTEL_EXPORTER_OTLP_ENDPOINT":
 			continue
 		}

@@ -19,12 +19,12 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Open connects to dsn with search_path set to schema, creates the schema if needed and applies the
 // migrations found at the root of migrations (goose's NNNNN_name.sql files).
 func Open(ctx context.Context, dsn, schema string, migrations fs.FS) (*pgxpool.Pool, error) {
-	if !schemaName.MatchString(schema) {
+	if !identifier.MatchString(schema) {
 		return nil, fmt.Errorf("invalid schema name %q", schema)
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
@@ -46,6 +46,19 @@ func Open(ctx context.Context, dsn, schema string, migrations fs.FS) (*pgxpool.P
 // Migrate applies pending migrations. Replicas starting together serialise on an advisory lock of
 // their own schema, so services never wait on each other.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS) error {
+	return MigrateTracked(ctx, pool, schema, "goose_db_version", migrations)
+}
+
+// MigrateTracked is Migrate recording its versions in versionTable instead of goose_db_version, so a
+// library (the outbox) can keep its own migrations in a service's schema without their version numbers
+// clashing with the service's.
+func MigrateTracked(ctx context.Context, pool *pgxpool.Pool, schema, versionTable string, migrations fs.FS) error {
+	if !identifier.MatchString(schema) {
+		return fmt.Errorf("invalid schema name %q", schema)
+	}
+	if !identifier.MatchString(versionTable) {
+		return fmt.Errorf("invalid version table name %q", versionTable)
+	}
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
@@ -56,7 +69,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations,
-		goose.WithTableName(schema+".goose_db_version"),
+		goose.WithTableName(schema+"."+versionTable),
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
 	)

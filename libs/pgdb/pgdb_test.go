@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/jackc/pgx/v5"
 
@@ -54,6 +55,25 @@ func TestOpen_ConcurrentReplicasMigrateOnce(t *testing.T) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMigrateTracked_KeepsVersionsApartFromTheService(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgdb.Open(ctx, pgtest.NewDatabase(t), "widgets_svc", migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	gadgets := fstest.MapFS{"00001_gadgets.sql": {Data: []byte(
+		"-- +goose Up\nCREATE TABLE gadgets (id bigint PRIMARY KEY);\n-- +goose Down\nDROP TABLE gadgets;\n")}}
+	for range 2 { // the second run finds nothing to do
+		if err := pgdb.MigrateTracked(ctx, pool, "widgets_svc", "gadgets_db_version", gadgets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO gadgets (id) VALUES (1)"); err != nil {
+		t.Fatalf("version 1 of the second set was not applied: %v", err)
 	}
 }
 

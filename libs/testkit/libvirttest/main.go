@@ -13,18 +13,28 @@ var shared *Daemon
 //
 //	func TestMain(m *testing.M) { libvirttest.Main(m) }
 func Main(m *testing.M) {
-	d, err := Start(context.Background())
+	stop, err := StartShared(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "libvirttest:", err)
 		os.Exit(1)
 	}
-	shared = d
 	code := m.Run()
-	if err := d.Stop(); err != nil {
+	if err := stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "libvirttest: stop:", err)
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// StartShared starts the package's daemon for a TestMain that needs other kits too; call the
+// returned stop after m.Run.
+func StartShared(ctx context.Context) (stop func() error, err error) {
+	d, err := Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shared = d
+	return d.Stop, nil
 }
 
 // Shared is the package's daemon started by Main.

@@ -18,17 +18,27 @@ var (
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
-	cluster, err := StartCluster(context.Background())
+	stop, err := StartShared(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		os.Exit(1)
 	}
-	shared = cluster
 	code := m.Run()
-	if err := cluster.Stop(); err != nil {
+	if err := stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest: stop:", err)
 	}
 	os.Exit(code)
+}
+
+// StartShared starts the package's cluster for a TestMain that needs other kits too; call the
+// returned stop after m.Run.
+func StartShared(ctx context.Context) (stop func() error, err error) {
+	cluster, err := StartCluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shared = cluster
+	return cluster.Stop, nil
 }
 
 // NewDatabase creates a fresh, empty database on the package's cluster and returns its DSN.

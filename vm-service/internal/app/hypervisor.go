@@ -20,8 +20,12 @@ type MachineSpec struct {
 	DiskGB    int
 }
 
-// ErrMachineNotFound is a domain the hypervisor does not have.
-var ErrMachineNotFound = errors.New("machine not found on the hypervisor")
+var (
+	// ErrMachineNotFound is a domain the hypervisor does not have.
+	ErrMachineNotFound = errors.New("machine not found on the hypervisor")
+	// ErrHypervisorUnavailable is a hypervisor that cannot be reached right now.
+	ErrHypervisorUnavailable = errors.New("hypervisor unavailable")
+)
 
 // Hypervisor runs VMs; libvirt is the truth for their run state.
 type Hypervisor interface {
@@ -31,13 +35,14 @@ type Hypervisor interface {
 	// Shutdown asks the guest to power off (ACPI) and forces it off after timeout; forced reports which.
 	Shutdown(ctx context.Context, id uuid.UUID, timeout time.Duration) (forced bool, err error)
 	ForceStop(ctx context.Context, id uuid.UUID) error
-	Reboot(ctx context.Context, id uuid.UUID) error
 	Pause(ctx context.Context, id uuid.UUID) error
 	Resume(ctx context.Context, id uuid.UUID) error
 	// Resize changes the persistent CPU and memory of a stopped domain.
 	Resize(ctx context.Context, id uuid.UUID, cpu, memoryMiB int) error
 	// Delete removes the domain (stopping it) and its disk; a missing one is not an error.
 	Delete(ctx context.Context, id uuid.UUID) error
+	// State reports one domain's run state.
+	State(ctx context.Context, id uuid.UUID) (domain.Status, error)
 	// States reports the run state of every LIMEN domain in one call.
 	States(ctx context.Context) (map[uuid.UUID]domain.Status, error)
 }

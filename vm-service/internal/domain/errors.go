@@ -44,3 +44,6 @@ func KindOf(err error) Kind {
 	}
 	return 0
 }
+
+// Unavailable is a dependency that is down for now; the request may be retried.
+func Unavailable(message string) error { return &Error{Kind: KindUnavailable, Message: message} }

@@ -45,7 +45,10 @@ type VM struct {
 	// StatusReason says why a VM is in Error (for example its domain vanished from libvirt).
 	StatusReason string
 	Host         string
-	// Version grows by one with every change; events carry it as their sequence.
+	// Task is the action in progress ("" when idle), since TaskSince.
+	Task      Action
+	TaskSince time.Time
+	// Version grows by one with every change the frontend sees; events carry it as their sequence.
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -129,3 +132,6 @@ func (vm *VM) touch(now time.Time) {
 	vm.Version++
 	vm.UpdatedAt = now
 }
+
+// ReasonMachineMissing is the Error reason of a VM whose domain vanished from the hypervisor.
+const ReasonMachineMissing = "domain not found on the hypervisor"

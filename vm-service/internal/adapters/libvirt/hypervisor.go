@@ -42,8 +42,19 @@ type Hypervisor struct {
 
 // New checks that the storage pool exists and is running, creating it when missing.
 func New(client Client, cfg Config) (*Hypervisor, error) {
-	h := &Hypervisor{client: client, cfg: cfg}
+	h := &Hypervisor{client: reachable(client), cfg: cfg}
 	return h, h.ensurePool()
+}
+
+// reachable reports a missing connection as the app's ErrHypervisorUnavailable.
+func reachable(client Client) Client {
+	return func() (*golibvirt.Libvirt, error) {
+		l, err := client()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", app.ErrHypervisorUnavailable, err)
+		}
+		return l, nil
+	}
 }
 
 func (h *Hypervisor) ensurePool() error {
@@ -72,6 +83,11 @@ func (h *Hypervisor) ensurePool() error {
 		return err
 	}
 	if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
+		// The directory may have gone with the data directory of an earlier stack; building again
+		// makes it, and leaves an existing one as it is.
+		if err := l.StoragePoolBuild(pool, 0); err != nil {
+			return fmt.Errorf("build pool %s: %w", h.cfg.Pool, err)
+		}
 		if err := l.StoragePoolCreate(pool, 0); err != nil {
 			return fmt.Errorf("start pool %s: %w", h.cfg.Pool, err)
 		}
@@ -198,14 +214,6 @@ func (h *Hypervisor) ForceStop(_ context.Context, id uuid.UUID) error {
 	return l.DomainDestroy(dom)
 }
 
-func (h *Hypervisor) Reboot(_ context.Context, id uuid.UUID) error {
-	l, dom, err := h.lookup(id)
-	if err != nil {
-		return err
-	}
-	return l.DomainReboot(dom, 0)
-}
-
 func (h *Hypervisor) Pause(_ context.Context, id uuid.UUID) error {
 	l, dom, err := h.lookup(id)
 	if err != nil {
@@ -281,6 +289,21 @@ func (h *Hypervisor) Delete(_ context.Context, id uuid.UUID) error {
 		return err
 	}
 	return l.StorageVolDelete(vol, 0)
+}
+
+func (h *Hypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, error) {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	state, _, err := l.DomainGetState(dom, 0)
+	if golibvirt.IsNotFound(err) {
+		return "", app.ErrMachineNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	return statusOf(golibvirt.DomainState(state)), nil
 }
 
 // States reads the state of every domain in one ConnectGetAllDomainStats call.

@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,5 +145,29 @@ func TestActions_UnknownMachine(t *testing.T) {
 	h := newHypervisor(t, connect(t), "qemu")
 	if err := h.Start(context.Background(), uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNew_RestartsAPoolWhoseDirectoryVanished(t *testing.T) {
+	l := connect(t)
+	dir := filepath.Join(libvirttest.Shared(t).ImageDir(), "vanishing")
+	cfg := libvirt.Config{DomainType: "qemu", Pool: "limen-vanishing", PoolPath: dir}
+	client := func() (*golibvirt.Libvirt, error) { return l, nil }
+	if _, err := libvirt.New(client, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := l.StoragePoolLookupByName(cfg.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.StoragePoolDestroy(pool); _ = l.StoragePoolUndefine(pool) })
+	if err := l.StoragePoolDestroy(pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := libvirt.New(client, cfg); err != nil {
+		t.Fatalf("second start over a removed directory: %v", err)
 	}
 }

@@ -1,0 +1,155 @@
+// Package postgres stores vm-service's VMs in schema vm, each change together with its event in the
+// outbox of the same schema.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"limen/libs/outbox"
+	"limen/libs/pgdb"
+	"limen/vm-service/internal/app"
+	"limen/vm-service/internal/domain"
+)
+
+// Topic and event types of VM changes (ARCHITECTURE "Events").
+const (
+	Topic       = "limen.vm.events"
+	TypeUpdated = "limen.vm.updated"
+	TypeDeleted = "limen.vm.deleted"
+)
+
+// VMs implements app.Repository.
+type VMs struct {
+	pool   *pgxpool.Pool
+	events *outbox.Writer
+}
+
+func NewVMs(pool *pgxpool.Pool, events *outbox.Writer) *VMs { return &VMs{pool: pool, events: events} }
+
+const vmColumns = `id, uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status, status_reason, host,
+	task, task_since, version, created_at, updated_at`
+
+func scanVM(row pgx.Row) (*domain.VM, error) {
+	var vm domain.VM
+	var status, task string
+	var taskSince *time.Time
+	err := row.Scan(&vm.ID, &vm.UUID, &vm.OwnerID, &vm.Name, &vm.CPU, &vm.MemoryMiB, &vm.OSType, &vm.DiskGB,
+		&status, &vm.StatusReason, &vm.Host, &task, &taskSince, &vm.Version, &vm.CreatedAt, &vm.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domain.ErrVMNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	vm.Status, vm.Task = domain.Status(status), domain.Action(task)
+	if taskSince != nil {
+		vm.TaskSince = *taskSince
+	}
+	return &vm, nil
+}
+
+func (r *VMs) Add(ctx context.Context, vm *domain.VM) error {
+	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status,
+			status_reason, host, version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			vm.UUID, vm.OwnerID, vm.Name, vm.CPU, vm.MemoryMiB, vm.OSType, vm.DiskGB, string(vm.Status),
+			vm.StatusReason, vm.Host, vm.Version, vm.CreatedAt, vm.UpdatedAt).Scan(&vm.ID)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.ConstraintName == "vms_owner_name_key" {
+			return domain.ErrNameTaken
+		}
+		if err != nil {
+			return err
+		}
+		return r.publish(ctx, tx, TypeUpdated, vm, vm.Version)
+	})
+}
+
+func (r *VMs) Get(ctx context.Context, ref domain.Ref) (*domain.VM, error) {
+	if ref.ID != 0 {
+		return scanVM(r.pool.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE id = $1`, ref.ID))
+	}
+	return scanVM(r.pool.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE uuid = $1`, ref.UUID))
+}
+
+func (r *VMs) List(ctx context.Context, ownerID int64) ([]*domain.VM, error) {
+	var rows pgx.Rows
+	var err error
+	if ownerID == 0 {
+		rows, err = r.pool.Query(ctx, `SELECT `+vmColumns+` FROM vms ORDER BY id`)
+	} else {
+		rows, err = r.pool.Query(ctx, `SELECT `+vmColumns+` FROM vms WHERE owner_id = $1 ORDER BY id`, ownerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.VM, error) { return scanVM(row) })
+}
+
+func (r *VMs) NameTaken(ctx context.Context, ownerID int64, name string) (bool, error) {
+	var taken bool
+	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM vms WHERE owner_id = $1 AND name = $2)`, ownerID, name).Scan(&taken)
+	return taken, err
+}
+
+func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error) {
+	var vm *domain.VM
+	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		var err error
+		if vm, err = scanVM(tx.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE uuid = $1 FOR UPDATE`, id)); err != nil {
+			return err
+		}
+		before := vm.Version
+		if err := change(vm); err != nil {
+			return err
+		}
+		var taskSince *time.Time
+		if vm.Task != "" {
+			taskSince = &vm.TaskSince
+		}
+		if _, err := tx.Exec(ctx, `UPDATE vms SET cpu = $2, memory_mib = $3, status = $4, status_reason = $5, host = $6,
+			task = $7, task_since = $8, version = $9, updated_at = $10 WHERE id = $1`,
+			vm.ID, vm.CPU, vm.MemoryMiB, string(vm.Status), vm.StatusReason, vm.Host, string(vm.Task), taskSince,
+			vm.Version, vm.UpdatedAt); err != nil {
+			return err
+		}
+		if vm.Version == before {
+			return nil
+		}
+		return r.publish(ctx, tx, TypeUpdated, vm, vm.Version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return vm, nil
+}
+
+func (r *VMs) Remove(ctx context.Context, vm *domain.VM) error {
+	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		var version int64
+		err := tx.QueryRow(ctx, `DELETE FROM vms WHERE uuid = $1 RETURNING version`, vm.UUID).Scan(&version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.ErrVMNotFound
+		}
+		if err != nil {
+			return err
+		}
+		// The deletion comes after every update of the VM, so it takes the next sequence number.
+		return r.publish(ctx, tx, TypeDeleted, vm, version+1)
+	})
+}
+
+func (r *VMs) publish(ctx context.Context, tx pgx.Tx, eventType string, vm *domain.VM, sequence int64) error {
+	return r.events.Add(ctx, tx, outbox.Event{
+		Topic: Topic, Type: eventType, Subject: vm.UUID.String(), OwnerID: vm.OwnerID, Sequence: sequence,
+		Data: app.ViewOf(vm),
+	})
+}

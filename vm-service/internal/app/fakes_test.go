@@ -1,0 +1,227 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"limen/vm-service/internal/app"
+	"limen/vm-service/internal/domain"
+)
+
+var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func clock() time.Time { return now }
+
+// memRepo is an in-memory Repository; events counts what would reach the outbox.
+type memRepo struct {
+	mu      sync.Mutex
+	vms     map[uuid.UUID]*domain.VM
+	nextID  int64
+	events  []string
+	failAdd error
+}
+
+func newRepo() *memRepo { return &memRepo{vms: map[uuid.UUID]*domain.VM{}} }
+
+func (r *memRepo) Add(_ context.Context, vm *domain.VM) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failAdd != nil {
+		return r.failAdd
+	}
+	for _, o := range r.vms {
+		if o.OwnerID == vm.OwnerID && o.Name == vm.Name {
+			return domain.ErrNameTaken
+		}
+	}
+	r.nextID++
+	vm.ID = r.nextID
+	c := *vm
+	r.vms[vm.UUID] = &c
+	r.events = append(r.events, "updated")
+	return nil
+}
+
+func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, vm := range r.vms {
+		if vm.UUID == ref.UUID || ref.ID != 0 && vm.ID == ref.ID {
+			c := *vm
+			return &c, nil
+		}
+	}
+	return nil, domain.ErrVMNotFound
+}
+
+func (r *memRepo) List(_ context.Context, ownerID int64) ([]*domain.VM, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*domain.VM
+	for _, vm := range r.vms {
+		if ownerID == 0 || vm.OwnerID == ownerID {
+			c := *vm
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (r *memRepo) NameTaken(_ context.Context, ownerID int64, name string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, vm := range r.vms {
+		if vm.OwnerID == ownerID && vm.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (r *memRepo) Update(_ context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vm, ok := r.vms[id]
+	if !ok {
+		return nil, domain.ErrVMNotFound
+	}
+	c := *vm
+	if err := change(&c); err != nil {
+		return nil, err
+	}
+	if c.Version != vm.Version {
+		r.events = append(r.events, "updated")
+	}
+	r.vms[id] = &c
+	out := c
+	return &out, nil
+}
+
+func (r *memRepo) Remove(_ context.Context, vm *domain.VM) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.vms[vm.UUID]; !ok {
+		return domain.ErrVMNotFound
+	}
+	delete(r.vms, vm.UUID)
+	r.events = append(r.events, "deleted")
+	return nil
+}
+
+// fakeHypervisor records calls; gate, when set, holds Start until closed.
+type fakeHypervisor struct {
+	mu        sync.Mutex
+	machines  map[uuid.UUID]domain.Status
+	calls     []string
+	gate      chan struct{}
+	failWith  error
+	deleteErr error
+}
+
+func newHypervisor() *fakeHypervisor {
+	return &fakeHypervisor{machines: map[uuid.UUID]domain.Status{}}
+}
+
+func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) error {
+	h.mu.Lock()
+	h.calls = append(h.calls, call)
+	gate, fail := h.gate, h.failWith
+	h.mu.Unlock()
+	if call == "start" && gate != nil {
+		<-gate
+	}
+	if fail != nil {
+		return fail
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.machines[id]; !ok {
+		return app.ErrMachineNotFound
+	}
+	h.machines[id] = to
+	return nil
+}
+
+func (h *fakeHypervisor) count(call string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.calls {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *fakeHypervisor) Create(_ context.Context, spec app.MachineSpec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, "create")
+	if h.failWith != nil {
+		return h.failWith
+	}
+	h.machines[spec.UUID] = domain.StatusStopped
+	return nil
+}
+
+func (h *fakeHypervisor) Start(_ context.Context, id uuid.UUID) error {
+	return h.record("start", id, domain.StatusRunning)
+}
+
+func (h *fakeHypervisor) Shutdown(_ context.Context, id uuid.UUID, _ time.Duration) (bool, error) {
+	return false, h.record("shutdown", id, domain.StatusStopped)
+}
+
+func (h *fakeHypervisor) ForceStop(_ context.Context, id uuid.UUID) error {
+	return h.record("force_stop", id, domain.StatusStopped)
+}
+
+func (h *fakeHypervisor) Pause(_ context.Context, id uuid.UUID) error {
+	return h.record("pause", id, domain.StatusPaused)
+}
+
+func (h *fakeHypervisor) Resume(_ context.Context, id uuid.UUID) error {
+	return h.record("resume", id, domain.StatusRunning)
+}
+
+func (h *fakeHypervisor) Resize(_ context.Context, id uuid.UUID, _, _ int) error {
+	return h.record("resize", id, domain.StatusStopped)
+}
+
+func (h *fakeHypervisor) Delete(_ context.Context, id uuid.UUID) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, "delete")
+	if h.deleteErr != nil {
+		return h.deleteErr
+	}
+	delete(h.machines, id)
+	return nil
+}
+
+func (h *fakeHypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.machines[id]
+	if !ok {
+		return "", app.ErrMachineNotFound
+	}
+	return s, nil
+}
+
+func (h *fakeHypervisor) States(context.Context) (map[uuid.UUID]domain.Status, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[uuid.UUID]domain.Status, len(h.machines))
+	for id, s := range h.machines {
+		out[id] = s
+	}
+	return out, nil
+}
+
+var errBoom = errors.New("boom")

@@ -1,0 +1,28 @@
+package app
+
+import (
+	"context"
+
+	"limen/vm-service/internal/domain"
+)
+
+// GetVM finds one VM the caller may see.
+type GetVM struct {
+	Repo Repository
+}
+
+func (uc GetVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*domain.VM, error) {
+	return load(ctx, uc.Repo, caller, ref)
+}
+
+// load is the ownership gate every use case passes: others' VMs are indistinguishable from missing ones.
+func load(ctx context.Context, repo Repository, caller Caller, ref domain.Ref) (*domain.VM, error) {
+	vm, err := repo.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !caller.mayAccess(vm) {
+		return nil, domain.ErrVMNotFound
+	}
+	return vm, nil
+}

@@ -1,0 +1,40 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"limen/vm-service/internal/domain"
+)
+
+// Repository keeps VMs. Every write stores the VM's event in the same transaction (the outbox), so a
+// change and its announcement never part.
+type Repository interface {
+	// Add stores a new VM; domain.ErrNameTaken when its owner already has one of that name.
+	Add(ctx context.Context, vm *domain.VM) error
+	// Get finds a VM by reference; domain.ErrVMNotFound when there is none.
+	Get(ctx context.Context, ref domain.Ref) (*domain.VM, error)
+	// List returns one owner's VMs, or everyone's when ownerID is 0, oldest first.
+	List(ctx context.Context, ownerID int64) ([]*domain.VM, error)
+	// NameTaken reports whether the owner has a VM of that name.
+	NameTaken(ctx context.Context, ownerID int64, name string) (bool, error)
+	// Update loads the VM under a row lock, lets change modify it and stores the result; an event is
+	// written when the VM's version moved. An error from change leaves the VM as it was.
+	Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error)
+	// Remove deletes the VM and writes its deletion event.
+	Remove(ctx context.Context, vm *domain.VM) error
+}
+
+// Clock is the time source, fixed in tests.
+type Clock func() time.Time
+
+// Caller is who asks: the user of the access token, or a peer service acting for everyone.
+type Caller struct {
+	UserID int64
+	Admin  bool
+}
+
+// mayAccess is the ownership rule: a user touches their own VMs only; others' are "not found".
+func (c Caller) mayAccess(vm *domain.VM) bool { return vm.VisibleTo(c.UserID, c.Admin) }

@@ -1,0 +1,282 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"limen/vm-service/internal/app"
+	"limen/vm-service/internal/domain"
+)
+
+var (
+	catalogue = domain.Catalogue{{Name: "ubuntu-server", Label: "Ubuntu", DiskGB: 20, DefaultMemory: 2048}}
+	alice     = app.Caller{UserID: 1}
+	bob       = app.Caller{UserID: 2}
+	admin     = app.Caller{UserID: 9, Admin: true}
+	quiet     = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
+
+type world struct {
+	repo   *memRepo
+	hv     *fakeHypervisor
+	power  *app.ChangePower
+	create app.CreateVM
+}
+
+func newWorld() *world {
+	w := &world{repo: newRepo(), hv: newHypervisor()}
+	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
+	return w
+}
+
+func (w *world) vm(t *testing.T, caller app.Caller, name string) *domain.VM {
+	t.Helper()
+	vm, err := w.create.Handle(context.Background(), caller, app.CreateVMRequest{Name: name, CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
+func TestCreate_RecordsTheMachineAndAnnouncesIt(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	if vm.ID == 0 || vm.Status != domain.StatusStopped || vm.Host != "h1" || vm.DiskGB != 20 {
+		t.Fatalf("unexpected VM %+v", vm)
+	}
+	if len(w.repo.events) != 1 {
+		t.Fatalf("events %v", w.repo.events)
+	}
+}
+
+func TestCreate_BadInputAndDuplicates_TouchNothing(t *testing.T) {
+	w := newWorld()
+	w.vm(t, alice, "web")
+	cases := []struct {
+		req  app.CreateVMRequest
+		kind domain.Kind
+	}{
+		{app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindConflict},
+		{app.CreateVMRequest{Name: "x", CPU: 1, MemoryMiB: 64, OSType: "beos"}, domain.KindInvalid},
+		{app.CreateVMRequest{Name: "x", CPU: 0, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindInvalid},
+		{app.CreateVMRequest{Name: "x/y", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindInvalid},
+	}
+	for _, c := range cases {
+		if _, err := w.create.Handle(context.Background(), alice, c.req); domain.KindOf(err) != c.kind {
+			t.Errorf("%+v: got %v", c.req, err)
+		}
+	}
+	if w.hv.count("create") != 1 || len(w.repo.vms) != 1 {
+		t.Fatalf("bad input reached the hypervisor or the database: %v", w.hv.calls)
+	}
+	// The same name under another owner is fine.
+	w.vm(t, bob, "web")
+}
+
+func TestCreate_HypervisorFailure_LeavesNoRow(t *testing.T) {
+	w := newWorld()
+	w.hv.failWith = errBoom
+	if _, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v", err)
+	}
+	if len(w.repo.vms) != 0 || len(w.repo.events) != 0 {
+		t.Fatal("a row or event was left behind")
+	}
+}
+
+func TestCreate_DatabaseFailure_UndoesTheMachine(t *testing.T) {
+	w := newWorld()
+	w.repo.failAdd = errBoom
+	if _, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v", err)
+	}
+	if len(w.hv.machines) != 0 || w.hv.count("delete") != 1 {
+		t.Fatalf("machine left on the hypervisor: %v", w.hv.calls)
+	}
+}
+
+func TestCreate_WithStart(t *testing.T) {
+	w := newWorld()
+	vm, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
+	if err != nil || vm.Status != domain.StatusRunning {
+		t.Fatalf("%+v %v", vm, err)
+	}
+}
+
+func TestOwnership_OthersVMsAreNotFound_AdminSeesAll(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	w.vm(t, bob, "db")
+	ctx := context.Background()
+	if _, err := (app.GetVM{Repo: w.repo}).Handle(ctx, bob, domain.ByUUID(vm.UUID)); !errors.Is(err, domain.ErrVMNotFound) {
+		t.Fatalf("bob sees alice's VM: %v", err)
+	}
+	if _, err := w.power.Handle(ctx, bob, domain.Ref{ID: vm.ID}, domain.ActionStart); !errors.Is(err, domain.ErrVMNotFound) {
+		t.Fatalf("bob started alice's VM: %v", err)
+	}
+	if _, err := (app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, bob, domain.ByUUID(vm.UUID)); !errors.Is(err, domain.ErrVMNotFound) {
+		t.Fatalf("bob deleted alice's VM: %v", err)
+	}
+	if _, err := (app.GetVM{Repo: w.repo}).Handle(ctx, admin, domain.ByUUID(vm.UUID)); err != nil {
+		t.Fatal(err)
+	}
+	list := app.ListVMs{Repo: w.repo}
+	own, _ := list.Handle(ctx, alice, true)
+	all, _ := list.Handle(ctx, admin, true)
+	mine, _ := list.Handle(ctx, admin, false)
+	if len(own) != 1 || len(all) != 2 || len(mine) != 0 {
+		t.Fatalf("lists: user all=%d admin all=%d admin own=%d", len(own), len(all), len(mine))
+	}
+}
+
+func TestPower_ForbiddenTransitionsAre409(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	ctx := context.Background()
+	for _, a := range []domain.Action{domain.ActionStop, domain.ActionPause, domain.ActionResume, domain.ActionRestart} {
+		if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), a); domain.KindOf(err) != domain.KindConflict {
+			t.Errorf("%s on a stopped VM: %v", a, err)
+		}
+	}
+	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+	if domain.KindOf(err) != domain.KindConflict || err.Error() != "Cannot start VM: VM is Running" {
+		t.Fatalf("second start: %v", err)
+	}
+	if w.hv.count("start") != 1 {
+		t.Fatal("a refused start reached the hypervisor")
+	}
+}
+
+func TestPower_ConcurrentStarts_OneReachesTheHypervisor(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	w.hv.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+		}()
+	}
+	for w.hv.count("start") == 0 {
+	}
+	close(w.hv.gate)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if domain.KindOf(err) != domain.KindConflict {
+			t.Fatalf("the loser got %v, want 409", err)
+		}
+	}
+	if ok != 1 || w.hv.count("start") != 1 {
+		t.Fatalf("%d succeeded, %d starts reached the hypervisor", ok, w.hv.count("start"))
+	}
+}
+
+func TestPower_HypervisorFailure_FreesTheVM(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	w.hv.failWith = errBoom
+	if _, err := w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v", err)
+	}
+	w.hv.failWith = nil
+	got, err := w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+	if err != nil || got.Status != domain.StatusRunning || got.Task != "" {
+		t.Fatalf("after a failed start: %+v %v", got, err)
+	}
+}
+
+func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	resize := app.ResizeVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	ctx := context.Background()
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 0, 64); domain.KindOf(err) != domain.KindInvalid {
+		t.Fatalf("cpu 0: %v", err)
+	}
+	w.hv.failWith = errBoom
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 2, 128); err == nil {
+		t.Fatal("hypervisor failure ignored")
+	}
+	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.CPU != 1 || got.Task != "" {
+		t.Fatalf("failed resize stored: %+v", got)
+	}
+	w.hv.failWith = nil
+	got, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 2, 128)
+	if err != nil || got.CPU != 2 || got.MemoryMiB != 128 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 1, 64); domain.KindOf(err) != domain.KindConflict {
+		t.Fatalf("resize while running: %v", err)
+	}
+}
+
+func TestDelete_RemovesMachineAndRow_AnnouncesIt(t *testing.T) {
+	w := newWorld()
+	vm := w.vm(t, alice, "web")
+	del := app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	w.hv.deleteErr = errBoom
+	if _, err := del.Handle(context.Background(), alice, domain.ByUUID(vm.UUID)); err == nil {
+		t.Fatal("hypervisor failure ignored")
+	}
+	if got, _ := w.repo.Get(context.Background(), domain.ByUUID(vm.UUID)); got == nil || got.Task != "" {
+		t.Fatalf("after a failed delete: %+v", got)
+	}
+	w.hv.deleteErr = nil
+	if _, err := del.Handle(context.Background(), alice, domain.ByUUID(vm.UUID)); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.repo.vms) != 0 || len(w.hv.machines) != 0 || w.repo.events[len(w.repo.events)-1] != "deleted" {
+		t.Fatalf("left: rows %d machines %d events %v", len(w.repo.vms), len(w.hv.machines), w.repo.events)
+	}
+}
+
+func TestObserveAndResync_Converge(t *testing.T) {
+	w := newWorld()
+	a, b, c := w.vm(t, alice, "a"), w.vm(t, alice, "b"), w.vm(t, alice, "c")
+	ctx := context.Background()
+	// Behind LIMEN's back: a started, b vanished; c is half-deleted (hypervisor done, row left).
+	w.hv.machines[a.UUID] = domain.StatusRunning
+	delete(w.hv.machines, b.UUID)
+	delete(w.hv.machines, c.UUID)
+	if _, err := w.repo.Update(ctx, c.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionDelete, now) }); err != nil {
+		t.Fatal(err)
+	}
+	observe := app.ObserveStatus{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	if err := observe.Handle(ctx, a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := w.repo.Get(ctx, domain.ByUUID(a.UUID)); got.Status != domain.StatusRunning {
+		t.Fatalf("event not applied: %s", got.Status)
+	}
+	if err := (app.Resync{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := w.repo.Get(ctx, domain.ByUUID(b.UUID)); got.Status != domain.StatusError || got.StatusReason != domain.ReasonMachineMissing {
+		t.Fatalf("vanished VM: %+v", got)
+	}
+	if _, err := w.repo.Get(ctx, domain.ByUUID(c.UUID)); !errors.Is(err, domain.ErrVMNotFound) {
+		t.Fatal("interrupted delete not finished")
+	}
+	before := len(w.repo.events)
+	_ = (app.Resync{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx)
+	if len(w.repo.events) != before {
+		t.Fatal("a resync with nothing to repair wrote events")
+	}
+}

@@ -1,0 +1,155 @@
+// Package service wires vm-service's adapters, use cases, background loops and HTTP port; main and the
+// component tests build the service the same way.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"limen/libs/authn"
+	"limen/libs/libvirtconn"
+	"limen/libs/outbox"
+	"limen/libs/pgdb"
+	"limen/libs/telemetry"
+	"limen/libs/web"
+	"limen/vm-service/internal/adapters/libvirt"
+	"limen/vm-service/internal/adapters/osfile"
+	"limen/vm-service/internal/adapters/postgres"
+	"limen/vm-service/internal/app"
+	porthttp "limen/vm-service/internal/ports/http"
+)
+
+// Name is the service's name in logs, traces and event sources.
+const Name = "vm-service"
+
+// Config is vm-service's environment.
+type Config struct {
+	ListenAddr     string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18082" validate:"hostname_port"`
+	DatabaseURL    string        `env:"DATABASE_URL,required" validate:"required"`
+	KafkaBrokers   []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
+	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
+	JWKSURL        string        `env:"LIMEN_JWKS_URL" envDefault:"http://127.0.0.1:18081/api/auth/jwks" validate:"required,http_url"`
+	Issuer         string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
+	Audience       string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
+	InternalToken  string        `env:"LIMEN_INTERNAL_TOKEN"`
+	LibvirtURI     string        `env:"LIBVIRT_URI" envDefault:"qemu:///system" validate:"required"`
+	LibvirtSocket  string        `env:"LIBVIRT_SOCKET"`
+	DomainType     string        `env:"LIMEN_DOMAIN_TYPE" envDefault:"kvm" validate:"oneof=kvm qemu"`
+	StoragePool    string        `env:"LIMEN_STORAGE_POOL" envDefault:"limen-vms" validate:"required"`
+	StoragePath    string        `env:"LIMEN_STORAGE_POOL_PATH" envDefault:"/var/lib/limen/vms" validate:"required"`
+	Network        string        `env:"LIMEN_VM_NETWORK" envDefault:"user"`
+	OSTypesFile    string        `env:"LIMEN_OS_TYPES_FILE"`
+	StopTimeout    time.Duration `env:"LIMEN_VM_STOP_TIMEOUT" envDefault:"60s" validate:"gt=0"`
+	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
+	HostName       string        `env:"LIMEN_HOST_NAME"`
+	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
+	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+}
+
+// Service is vm-service assembled: its HTTP app and the loops that keep statuses and events flowing.
+type Service struct {
+	App *fiber.App
+
+	conn    *libvirtconn.Manager
+	relay   *outbox.Relay
+	observe app.ObserveStatus
+	resync  app.Resync
+	every   time.Duration
+	log     *slog.Logger
+}
+
+// New builds the service over an open pool (migrated by the caller) and a libvirt connection manager
+// that Run keeps connected.
+func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.Manager, log *slog.Logger, tel *telemetry.Telemetry) (*Service, error) {
+	now := func() time.Time { return time.Now().UTC() }
+	catalogue, err := osfile.Load(cfg.OSTypesFile)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.WaitConnected(ctx); err != nil {
+		return nil, err
+	}
+	hypervisor, err := libvirt.New(conn.Client, libvirt.Config{DomainType: cfg.DomainType, Pool: cfg.StoragePool,
+		PoolPath: cfg.StoragePath, Network: cfg.Network})
+	if err != nil {
+		return nil, err
+	}
+	host := cfg.HostName
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	repo := postgres.NewVMs(pool, outbox.NewWriter(Name))
+	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Now: now}
+
+	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready}})
+	porthttp.Mount(fiberApp, porthttp.UseCases{
+		List:    app.ListVMs{Repo: repo},
+		Get:     app.GetVM{Repo: repo},
+		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
+		Power:   power,
+		Resize:  app.ResizeVM{Repo: repo, Hypervisor: hypervisor, Now: now},
+		Delete:  app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Now: now},
+		OSTypes: app.ListOSTypes{Catalogue: catalogue},
+	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
+
+	s := &Service{
+		App:     fiberApp,
+		conn:    conn,
+		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
+		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
+		resync:  app.Resync{Repo: repo, Hypervisor: hypervisor, Now: now, Log: log},
+		every:   cfg.ResyncInterval,
+		log:     log,
+	}
+	// Every (re)connect may have missed events: resync at once rather than at the next tick.
+	conn.OnConnect(func(ctx context.Context) { s.resyncNow(ctx) })
+	return s, nil
+}
+
+// Run keeps the background loops going until ctx is done: lifecycle events, the periodic resync and
+// the outbox relay.
+func (s *Service) Run(ctx context.Context) error {
+	s.resyncNow(ctx) // the first connection came before the hook was registered
+	var wg sync.WaitGroup
+	var relayErr error
+	wg.Add(3)
+	go func() { defer wg.Done(); libvirt.Watch(ctx, s.conn.Events(), s.observe.Handle, s.log) }()
+	go func() { defer wg.Done(); s.resyncLoop(ctx) }()
+	go func() { defer wg.Done(); relayErr = s.relay.Run(ctx) }()
+	wg.Wait()
+	if errors.Is(relayErr, context.Canceled) {
+		relayErr = nil
+	}
+	return errors.Join(relayErr, s.relay.Close())
+}
+
+func (s *Service) resyncLoop(ctx context.Context) {
+	tick := time.NewTicker(s.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.resyncNow(ctx)
+		}
+	}
+}
+
+func (s *Service) resyncNow(ctx context.Context) {
+	if err := s.resync.Handle(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "resync failed", "err", err)
+	}
+}

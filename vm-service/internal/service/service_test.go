@@ -1,0 +1,418 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"limen/libs/libvirtconn"
+	"limen/libs/outbox"
+	"limen/libs/pgdb"
+	"limen/libs/testkit/jwttest"
+	"limen/libs/testkit/libvirttest"
+	"limen/libs/testkit/pgtest"
+	"limen/vm-service/internal/service"
+	"limen/vm-service/migrations"
+)
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	stopPG, err := pgtest.StartShared(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	stopLibvirt, err := libvirttest.StartShared(ctx)
+	if err != nil {
+		_ = stopPG()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := errors.Join(stopLibvirt(), stopPG()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+const topic = "limen.vm.events"
+
+// stack is one vm-service over a fresh database, the package's libvirtd and its own broker.
+type stack struct {
+	t       testing.TB
+	svc     *service.Service
+	pool    *pgxpool.Pool
+	broker  *kfake.Cluster
+	keys    *jwttest.KeyIssuer
+	conn    *libvirtconn.Manager
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+func newStack(t testing.TB) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := libvirttest.Shared(t)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	pool, err := pgdb.Open(ctx, pgtest.NewDatabase(t), "vm", migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Migrate(ctx, pool, "vm"); err != nil {
+		t.Fatal(err)
+	}
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := jwttest.New(t)
+	conn := libvirtconn.New(libvirtconn.Config{URI: d.URI(), Socket: d.SocketPath(), ReconnectMax: 500 * time.Millisecond}, log)
+	s := &stack{t: t, pool: pool, broker: broker, keys: keys, conn: conn, cancel: cancel, stopped: make(chan struct{})}
+	connDone := make(chan struct{})
+	go func() { defer close(connDone); _ = conn.Run(ctx) }()
+
+	cfg := service.Config{
+		KafkaBrokers: broker.ListenAddrs(), JWKSURL: keys.JWKSURL, Issuer: "limen", Audience: "limen-api",
+		InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
+		StoragePath: filepath.Join(d.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
+		HostName: "test-host",
+	}
+	s.svc, err = service.New(ctx, cfg, pool, conn, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { defer close(s.stopped); _ = s.svc.Run(ctx) }()
+	t.Cleanup(func() {
+		s.removeDomains()
+		cancel()
+		<-s.stopped
+		<-connDone
+		pool.Close()
+		broker.Close()
+	})
+	return s
+}
+
+// removeDomains deletes every VM the test left, so no guest outlives it.
+func (s *stack) removeDomains() {
+	rows, err := s.pool.Query(context.Background(), `SELECT uuid FROM vms`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	l := s.libvirt()
+	for rows.Next() {
+		var id uuid.UUID
+		if rows.Scan(&id) != nil {
+			continue
+		}
+		if dom, err := l.DomainLookupByUUID(golibvirt.UUID(id)); err == nil {
+			_ = l.DomainDestroy(dom)
+			_ = l.DomainUndefineFlags(dom, golibvirt.DomainUndefineManagedSave|golibvirt.DomainUndefineSnapshotsMetadata|golibvirt.DomainUndefineNvram)
+		}
+		if pool, err := l.StoragePoolLookupByName("limen-vms"); err == nil {
+			if vol, err := l.StorageVolLookupByName(pool, id.String()+".qcow2"); err == nil {
+				_ = l.StorageVolDelete(vol, 0)
+			}
+		}
+	}
+}
+
+func (s *stack) libvirt() *golibvirt.Libvirt {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.conn.WaitConnected(ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	l, err := s.conn.Client()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return l
+}
+
+func (s *stack) token(userID int64, role string) string { return s.keys.Token(s.t, userID, role) }
+
+type answer struct {
+	status int
+	body   []byte
+}
+
+func (a answer) decode(t testing.TB, dst any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, dst); err != nil {
+		t.Fatalf("decode %s: %v", a.body, err)
+	}
+}
+
+func (s *stack) call(method, path, token, body string) answer {
+	s.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.svc.App.Test(req, 30_000)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: b}
+}
+
+type vmJSON struct {
+	ID           int64     `json:"id"`
+	UUID         string    `json:"uuid"`
+	Name         string    `json:"name"`
+	CPU          int       `json:"cpu"`
+	Memory       int       `json:"memory"`
+	Status       string    `json:"status"`
+	StatusReason string    `json:"status_reason"`
+	OSType       string    `json:"os_type"`
+	OwnerID      int64     `json:"owner_id"`
+	DiskGB       int       `json:"disk_gb"`
+	Host         string    `json:"host"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func (s *stack) create(token, name string) vmJSON {
+	s.t.Helper()
+	a := s.call("POST", "/api/vms", token, fmt.Sprintf(`{"name":%q,"cpu":1,"memory":64,"os_type":"other"}`, name))
+	if a.status != http.StatusCreated {
+		s.t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	var vm vmJSON
+	a.decode(s.t, &vm)
+	return vm
+}
+
+func (s *stack) action(token, ref, body string) (int, vmJSON, string) {
+	s.t.Helper()
+	a := s.call("POST", "/api/vms/"+ref+"/action", token, body)
+	var out struct {
+		Message string `json:"message"`
+		VM      vmJSON `json:"vm"`
+	}
+	_ = json.Unmarshal(a.body, &out)
+	if a.status != http.StatusOK {
+		return a.status, vmJSON{}, string(a.body)
+	}
+	return a.status, out.VM, out.Message
+}
+
+func (s *stack) get(token, ref string) vmJSON {
+	s.t.Helper()
+	a := s.call("GET", "/api/vms/"+ref, token, "")
+	if a.status != http.StatusOK {
+		s.t.Fatalf("get %s: %d %s", ref, a.status, a.body)
+	}
+	var vm vmJSON
+	a.decode(s.t, &vm)
+	return vm
+}
+
+func (s *stack) waitStatus(token, ref, want string, within time.Duration) vmJSON {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		vm := s.get(token, ref)
+		if vm.Status == want {
+			return vm
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("status %s (%s), want %s within %s", vm.Status, vm.StatusReason, want, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type event struct {
+	Key         string
+	Traceparent string
+	Type        string          `json:"type"`
+	Subject     string          `json:"subject"`
+	Source      string          `json:"source"`
+	OwnerID     int64           `json:"ownerid"`
+	Sequence    int64           `json:"sequence"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// events reads the topic from the start until an event of subject has the type last.
+func (s *stack) events(subject, last string) []event {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []event
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done := func() bool { return len(got) > 0 && got[len(got)-1].Type == last }
+	for !done() && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var e event
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				s.t.Fatalf("record %s: %v", r.Value, err)
+			}
+			e.Key = string(r.Key)
+			for _, h := range r.Headers {
+				if h.Key == "traceparent" {
+					e.Traceparent = string(h.Value)
+				}
+			}
+			if e.Subject == subject {
+				got = append(got, e)
+			}
+		})
+	}
+	if !done() {
+		s.t.Fatalf("no %s event of %s among %+v", last, subject, got)
+	}
+	return got
+}
+
+func TestLifecycle_CreateStartStopUpdateDelete_EventsInOrder(t *testing.T) {
+	s := newStack(t)
+	alice := s.token(1, "user")
+	vm := s.create(alice, "web 1")
+	if vm.Status != "Stopped" || vm.ID == 0 || vm.OwnerID != 1 || vm.Host != "test-host" || vm.OSType != "other" {
+		t.Fatalf("created %+v", vm)
+	}
+	if got := s.get(alice, fmt.Sprint(vm.ID)); got.UUID != vm.UUID {
+		t.Fatalf("by id: %+v", got)
+	}
+	if _, err := s.libvirt().DomainLookupByUUID(golibvirt.UUID(uuid.MustParse(vm.UUID))); err != nil {
+		t.Fatalf("the libvirt domain uuid is not the VM's: %v", err)
+	}
+
+	steps := []struct {
+		body, status, message string
+	}{
+		{`{"action":"start"}`, "Running", "VM started"},
+		{`{"action":"pause"}`, "Paused", "VM paused"},
+		{`{"action":"resume"}`, "Running", "VM resumed"},
+		{`{"action":"restart"}`, "Running", "VM restarted"},
+		{`{"action":"stop"}`, "Stopped", "VM stopped"},
+		{`{"action":"update","cpu":2,"memory":128}`, "Stopped", "VM updated"},
+	}
+	for _, step := range steps {
+		code, got, msg := s.action(alice, vm.UUID, step.body)
+		if code != http.StatusOK || got.Status != step.status || msg != step.message {
+			t.Fatalf("%s: %d %+v %s", step.body, code, got, msg)
+		}
+	}
+	if got := s.get(alice, vm.UUID); got.CPU != 2 || got.Memory != 128 {
+		t.Fatalf("after update %+v", got)
+	}
+
+	a := s.call("DELETE", "/api/vms/"+vm.UUID, alice, "")
+	if a.status != http.StatusOK || !bytes.Contains(a.body, []byte(`"vm_uuid":"`+vm.UUID+`"`)) || !bytes.Contains(a.body, []byte(`"message":"VM deleted"`)) {
+		t.Fatalf("delete: %d %s", a.status, a.body)
+	}
+	if a := s.call("GET", "/api/vms/"+vm.UUID, alice, ""); a.status != http.StatusNotFound {
+		t.Fatalf("deleted VM still answers: %d", a.status)
+	}
+	if _, err := s.libvirt().DomainLookupByUUID(golibvirt.UUID(uuid.MustParse(vm.UUID))); !golibvirt.IsNotFound(err) {
+		t.Fatalf("domain left behind: %v", err)
+	}
+
+	// Every change reached the broker, keyed by the VM, in order, ending with the deletion.
+	events := s.events(vm.UUID, "limen.vm.deleted")
+	last := int64(0)
+	for _, e := range events {
+		if e.Key != vm.UUID || e.Source != "vm-service" || e.OwnerID != 1 {
+			t.Fatalf("event %+v", e)
+		}
+		if e.Sequence <= last {
+			t.Fatalf("sequence %d after %d: %+v", e.Sequence, last, events)
+		}
+		last = e.Sequence
+	}
+	// Created, then at least: running, paused, running, stopped (restart), running, stopped, resized.
+	if len(events) < 9 || events[0].Type != "limen.vm.updated" {
+		t.Fatalf("%d events, first %s: %+v", len(events), events[0].Type, events)
+	}
+}
+
+func TestValidation_EveryRuleIs4xxAndChangesNothing(t *testing.T) {
+	s := newStack(t)
+	alice := s.token(1, "user")
+	vm := s.create(alice, "taken")
+	cases := []struct {
+		method, path, body string
+		status             int
+		message            string
+	}{
+		{"POST", "/api/vms", `{"cpu":1,"memory":64,"os_type":"other"}`, 400, "Field 'name' is required"},
+		{"POST", "/api/vms", `{"name":"a","memory":64,"os_type":"other"}`, 400, "Field 'cpu' is required"},
+		{"POST", "/api/vms", `{"name":"a","cpu":"two","memory":64,"os_type":"other"}`, 400, "Invalid value for field 'cpu': expected number"},
+		{"POST", "/api/vms", `{"name":"a","cpu":65,"memory":64,"os_type":"other"}`, 400, "Field 'cpu' must be between 1 and 64"},
+		{"POST", "/api/vms", `{"name":"a","cpu":1,"memory":63,"os_type":"other"}`, 400, "Field 'memory' must be between 64 and 262144 MiB"},
+		{"POST", "/api/vms", `{"name":"a/b","cpu":1,"memory":64,"os_type":"other"}`, 400, "Field 'name' must be 1-64 characters of letters, digits, spaces, '_', '.' or '-'"},
+		{"POST", "/api/vms", `{"name":"a","cpu":1,"memory":64,"os_type":"beos"}`, 400, "Invalid os_type: beos"},
+		{"POST", "/api/vms", `{"name":"taken","cpu":1,"memory":64,"os_type":"other"}`, 409, "VM name already exists"},
+		{"POST", "/api/vms", `{"name":`, 400, "Invalid JSON body"},
+		{"GET", "/api/vms/not-a-ref", "", 400, "Invalid VM reference: not-a-ref"},
+		{"GET", "/api/vms/" + uuid.NewString(), "", 404, "VM not found"},
+		{"GET", "/api/vms/999999", "", 404, "VM not found"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"explode"}`, 400, "Invalid action: explode. Valid actions: start, stop, restart, delete, update, pause, resume, force_stop"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{}`, 400, "Field 'action' is required"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"stop"}`, 409, "Cannot stop VM: VM is Stopped"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update","cpu":0,"memory":64}`, 400, "Field 'cpu' must be between 1 and 64"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update","cpu":1}`, 400, "Fields 'cpu' and 'memory' are required for update"},
+	}
+	for _, c := range cases {
+		a := s.call(c.method, c.path, alice, c.body)
+		var body struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(a.body, &body)
+		if a.status != c.status || body.Code != c.status || body.Message != c.message {
+			t.Errorf("%s %s %s: %d %s", c.method, c.path, c.body, a.status, a.body)
+		}
+	}
+	if a := s.call("GET", "/api/vms", "", ""); a.status != 401 || string(a.body) != `{"code":401,"message":"Authentication required"}` {
+		t.Errorf("no token: %d %s", a.status, a.body)
+	}
+	var list []vmJSON
+	s.call("GET", "/api/vms", alice, "").decode(t, &list)
+	if len(list) != 1 || list[0].CPU != 1 {
+		t.Fatalf("bad input changed something: %+v", list)
+	}
+	if domains, _, err := s.libvirt().ConnectListAllDomains(1, 0); err != nil || len(domains) != 1 {
+		t.Fatalf("domains on the host: %+v %v", domains, err)
+	}
+}
