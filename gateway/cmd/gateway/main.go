@@ -1,5 +1,5 @@
 // Command gateway is LIMEN's single entry point: it authenticates requests, routes /api to the
-// services and reports their aggregated health.
+// services, reports their aggregated health and pushes live VM status to WebSocket clients.
 package main
 
 import (
@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
+	"limen/gateway/internal/adapters/kafka"
 	"limen/gateway/internal/adapters/kafkaprobe"
 	"limen/gateway/internal/adapters/readiness"
+	"limen/gateway/internal/adapters/vmclient"
 	"limen/gateway/internal/app"
 	"limen/gateway/internal/domain"
 	porthttp "limen/gateway/internal/ports/http"
@@ -47,6 +50,8 @@ type Config struct {
 	TLSKeyFile      string        `env:"LIMEN_TLS_KEY_FILE" validate:"required_with=TLSCertFile"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
 	DrainTimeout    time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+	WSPingInterval  time.Duration `env:"LIMEN_WS_PING_INTERVAL" envDefault:"30s" validate:"gt=0"`
+	WSSendQueue     int           `env:"LIMEN_WS_SEND_QUEUE" envDefault:"256" validate:"gt=0"`
 }
 
 // upstreams are the deployed services: those with a base URL.
@@ -104,13 +109,40 @@ func run(cfg Config) (err error) {
 		fiberApp.Use(cors.New(cors.Config{AllowOrigins: strings.Join(cfg.CORSOrigins, ","), AllowCredentials: true,
 			AllowHeaders: "Authorization, Content-Type, X-Request-ID", ExposeHeaders: "X-Request-ID, Retry-After"}))
 	}
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout))
+	liveCtx, stopLive := context.WithCancel(ctx)
+	status, events := liveStatus(liveCtx, cfg, bases, verifier, log)
+	defer func() { stopLive(); <-events }()
+	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout), status)
 
 	ln, err := listen(cfg)
 	if err != nil {
 		return err
 	}
 	return web.Serve(ctx, fiberApp, ln, cfg.DrainTimeout, log)
+}
+
+// liveStatus wires the live status WebSocket: the hub, the VM lists from vm-service and, when brokers
+// are configured, the Kafka consumer feeding the hub. events is closed once the consumer has stopped.
+func liveStatus(ctx context.Context, cfg Config, bases map[domain.Upstream]string, verifier *authn.Verifier, log *slog.Logger) (*porthttp.VMStatus, <-chan struct{}) {
+	hub := app.NewVMStatusHub(cfg.WSSendQueue)
+	feed := &app.VMStatusFeed{Hub: hub}
+	if base, ok := bases[domain.UpstreamVM]; ok {
+		feed.VMs = vmclient.New(base)
+	}
+	events := make(chan struct{})
+	if len(cfg.KafkaBrokers) > 0 {
+		consumer := kafka.NewConsumer(cfg.KafkaBrokers, hub, log)
+		go func() {
+			defer close(events)
+			_ = consumer.Run(ctx)
+		}()
+	} else {
+		close(events)
+		log.Warn("KAFKA_BROKERS unset: live VM events disabled; " + porthttp.VMStatusPath + " sends the VM list only")
+	}
+	status := porthttp.NewVMStatus(ctx, feed, verifier, log)
+	status.PingInterval = cfg.WSPingInterval
+	return status, events
 }
 
 func listen(cfg Config) (net.Listener, error) {

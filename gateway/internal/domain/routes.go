@@ -1,5 +1,6 @@
-// Package domain holds the gateway's routing rules: which service answers a path, which paths are
-// public, and how long a service may take.
+// Package domain holds the gateway's rules: which service answers a path, which paths are public and
+// how long a service may take; and for the live status feed, who may see which VM event and which
+// events are stale.
 package domain
 
 import (
@@ -24,6 +25,11 @@ var Upstreams = []Upstream{UpstreamAuth, UpstreamVM, UpstreamMedia, UpstreamQuot
 
 // AuthTimeout bounds calls to auth-service, which answers from its own database only.
 const AuthTimeout = 10 * time.Second
+
+// VMTimeout bounds calls to vm-service. A VM action answers only when it is done, and `stop` asks the
+// guest to shut down gracefully, waiting up to about two minutes before forcing it off; the gateway
+// must outlast that wait, or the client sees a 504 for a stop that then succeeds.
+const VMTimeout = 150 * time.Second
 
 var (
 	// ErrNotRouted is a path no service answers (including everything under /internal).
@@ -63,9 +69,9 @@ func Resolve(method, rawPath string) (Route, error) {
 		if len(rest) >= 2 && rest[1] == "isos" || len(rest) == 3 && rest[2] == "media" {
 			return Route{Upstream: UpstreamMedia}, nil
 		}
-		return Route{Upstream: UpstreamVM}, nil
+		return Route{Upstream: UpstreamVM, Timeout: VMTimeout}, nil
 	case "snapshots":
-		return Route{Upstream: UpstreamVM}, nil
+		return Route{Upstream: UpstreamVM, Timeout: VMTimeout}, nil
 	case "quota":
 		return Route{Upstream: UpstreamQuota}, nil
 	}

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"limen/gateway/internal/domain"
 )
@@ -70,5 +71,30 @@ func TestResolve_RefusesInternalAndTraversal(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, want)
 			}
 		})
+	}
+}
+
+func TestResolve_Timeouts_VMServiceOutlastsAGracefulStop(t *testing.T) {
+	cases := []struct {
+		method, path string
+		timeout      time.Duration
+	}{
+		{"POST", "/api/vms/12/action", domain.VMTimeout},
+		{"GET", "/api/vms", domain.VMTimeout},
+		{"POST", "/api/snapshots/4/restore", domain.VMTimeout},
+		{"POST", "/api/auth/login", domain.AuthTimeout},
+		{"GET", "/api/admin/users", domain.AuthTimeout},
+		{"POST", "/api/vms/12/media", 0},
+		{"GET", "/api/quota", 0},
+	}
+	for _, tc := range cases {
+		r, err := domain.Resolve(tc.method, tc.path)
+		if err != nil || r.Timeout != tc.timeout {
+			t.Errorf("%s %s: got %+v, %v; want timeout %s", tc.method, tc.path, r, err, tc.timeout)
+		}
+	}
+	// A stop waits up to about two minutes for the guest before forcing it off.
+	if domain.VMTimeout < 2*time.Minute {
+		t.Errorf("VMTimeout %s is shorter than a graceful stop", domain.VMTimeout)
 	}
 }

@@ -1,5 +1,5 @@
-// Package http is the gateway's Fiber port: authentication, header hygiene, proxying to the services
-// and the aggregated health endpoint.
+// Package http is the gateway's Fiber port: authentication, header hygiene, proxying to the services,
+// the aggregated health endpoint and the live status WebSocket.
 package http
 
 import (

@@ -32,7 +32,7 @@ func echo(t *testing.T) *httptest.Server {
 		case "/readyz":
 			_, _ = w.Write([]byte(`{"status":"ok","checks":{"db":"connected"}}`))
 			return
-		case "/api/vms/slow":
+		case "/api/quota/slow":
 			time.Sleep(2 * time.Second)
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -67,7 +67,7 @@ func startGateway(t *testing.T, bases map[domain.Upstream]string) gateway {
 	for u := range bases {
 		health.Deployed = append(health.Deployed, u)
 	}
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, time.Second))
+	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, time.Second), nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +228,8 @@ func TestProxy_UpstreamFailures(t *testing.T) {
 	dead.Close()
 	g := startGateway(t, map[domain.Upstream]string{domain.UpstreamVM: up.URL, domain.UpstreamQuota: deadURL})
 	token := g.issuer.Token(t, 7, authn.RoleUser)
-	if r := g.do(t, "GET", "/api/vms/slow", token, ""); r.status != 504 || r.body["message"] != "Upstream timeout" {
+	slow := startGateway(t, map[domain.Upstream]string{domain.UpstreamQuota: up.URL})
+	if r := slow.do(t, "GET", "/api/quota/slow", slow.issuer.Token(t, 7, authn.RoleUser), ""); r.status != 504 || r.body["message"] != "Upstream timeout" {
 		t.Errorf("slow: %d %s", r.status, r.raw)
 	}
 	if r := g.do(t, "GET", "/api/quota", token, ""); r.status != 502 {

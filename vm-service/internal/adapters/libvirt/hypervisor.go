@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -77,6 +78,8 @@ func (h *Hypervisor) ensurePool() error {
 		_ = l.StoragePoolSetAutostart(pool, 1)
 	} else if err != nil {
 		return err
+	} else if err := h.checkPoolPath(l, pool); err != nil {
+		return err
 	}
 	state, _, _, _, err := l.StoragePoolGetInfo(pool)
 	if err != nil {
@@ -91,6 +94,24 @@ func (h *Hypervisor) ensurePool() error {
 		if err := l.StoragePoolCreate(pool, 0); err != nil {
 			return fmt.Errorf("start pool %s: %w", h.cfg.Pool, err)
 		}
+	}
+	return nil
+}
+
+// checkPoolPath refuses a pool of our name that keeps its disks elsewhere (an earlier stack with another
+// data directory, say): silently writing VM disks to a place nobody configured is worse than not starting.
+func (h *Hypervisor) checkPoolPath(l *golibvirt.Libvirt, pool golibvirt.StoragePool) error {
+	desc, err := l.StoragePoolGetXMLDesc(pool, 0)
+	if err != nil {
+		return err
+	}
+	var def poolXML
+	if err := xml.Unmarshal([]byte(desc), &def); err != nil {
+		return fmt.Errorf("pool %s: %w", h.cfg.Pool, err)
+	}
+	if filepath.Clean(def.Target.Path) != filepath.Clean(h.cfg.PoolPath) {
+		return fmt.Errorf("storage pool %s already exists at %s, not at the configured %s: set LIMEN_STORAGE_POOL_PATH to its path or LIMEN_STORAGE_POOL to another name",
+			h.cfg.Pool, def.Target.Path, h.cfg.PoolPath)
 	}
 	return nil
 }

@@ -171,3 +171,22 @@ func TestNew_RestartsAPoolWhoseDirectoryVanished(t *testing.T) {
 		t.Fatalf("second start over a removed directory: %v", err)
 	}
 }
+
+func TestNew_RefusesAPoolOfItsNameElsewhere(t *testing.T) {
+	l := connect(t)
+	dir := libvirttest.Shared(t).ImageDir()
+	client := func() (*golibvirt.Libvirt, error) { return l, nil }
+	if _, err := libvirt.New(client, libvirt.Config{DomainType: "qemu", Pool: "limen-elsewhere", PoolPath: filepath.Join(dir, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if pool, err := l.StoragePoolLookupByName("limen-elsewhere"); err == nil {
+			_ = l.StoragePoolDestroy(pool)
+			_ = l.StoragePoolUndefine(pool)
+		}
+	})
+	_, err := libvirt.New(client, libvirt.Config{DomainType: "qemu", Pool: "limen-elsewhere", PoolPath: filepath.Join(dir, "b")})
+	if err == nil || !strings.Contains(err.Error(), "LIMEN_STORAGE_POOL_PATH") {
+		t.Fatalf("got %v", err)
+	}
+}

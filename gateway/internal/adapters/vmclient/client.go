@@ -1,0 +1,74 @@
+// Package vmclient asks vm-service's public API for VM lists on a user's behalf.
+package vmclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"limen/libs/logging"
+	"limen/libs/web"
+)
+
+// maxListBytes bounds a list body; an admin's list of every VM stays far below it.
+const maxListBytes = 64 << 20
+
+// Client implements app.VMLister over HTTP.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New lists VMs at vm-service's base URL.
+func New(base string) *Client {
+	return &Client{base: base, http: &http.Client{}}
+}
+
+// ListVMs calls GET /api/vms (with ?all=true for everyone's) with the user's own token, so vm-service
+// applies its own ownership rules and the list is exactly what the user would get from the API.
+func (c *Client) ListVMs(ctx context.Context, token string, all bool) (json.RawMessage, error) {
+	url := c.base + "/api/vms"
+	if all {
+		url += "?all=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	if id := logging.RequestID(ctx); id != "" {
+		req.Header.Set(web.HeaderRequestID, id)
+	}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("listing VMs: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("listing VMs: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("listing VMs: vm-service answered %d: %.200s", resp.StatusCode, body)
+	}
+	if len(body) > maxListBytes {
+		return nil, errors.New("listing VMs: list too large")
+	}
+	body = bytes.TrimSpace(body)
+	if bytes.Equal(body, []byte("null")) {
+		return json.RawMessage("[]"), nil
+	}
+	if len(body) == 0 || body[0] != '[' || !json.Valid(body) {
+		return nil, errors.New("listing VMs: vm-service did not answer a JSON array")
+	}
+	return body, nil
+}

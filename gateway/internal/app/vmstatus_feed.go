@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"limen/gateway/internal/domain"
+)
+
+// VMLister fetches the VM list exactly as GET /api/vms answers the user whose access token it
+// forwards; all asks for everyone's VMs (admins only).
+type VMLister interface {
+	ListVMs(ctx context.Context, token string, all bool) (json.RawMessage, error)
+}
+
+// ErrVMServiceAbsent means no vm-service is deployed, so there is no list to start a feed with.
+var ErrVMServiceAbsent = errors.New("vm-service not deployed")
+
+// StatusMessageKind is what a message to a live status client says.
+type StatusMessageKind int
+
+const (
+	// StatusVMList carries the whole list the client may see.
+	StatusVMList StatusMessageKind = iota + 1
+	StatusVMUpdate
+	StatusVMDelete
+	StatusMediaUpdate
+)
+
+// StatusMessage is one message for a client: VMs for a list, Event for the others.
+type StatusMessage struct {
+	Kind  StatusMessageKind
+	VMs   json.RawMessage
+	Event domain.VMEvent
+}
+
+// VMStatusFeed is the live status use case: a client gets the VM list, then every later event it may
+// see, in order, never older than what it was already sent, and a fresh list after each deletion
+// (clients that know only updates and lists still drop the deleted VM).
+type VMStatusFeed struct {
+	Hub *VMStatusHub
+	// VMs is nil when vm-service is not deployed.
+	VMs VMLister
+	// ListTimeout bounds one list fetch (0: 10 s).
+	ListTimeout time.Duration
+}
+
+// StatusSession is one client's feed. Its methods are for the one goroutine serving that client.
+type StatusSession struct {
+	feed   *VMStatusFeed
+	viewer domain.Viewer
+	token  string
+	sub    *subscription
+	seqs   *domain.SeqFilter
+}
+
+// Open subscribes the viewer and fetches their list, which is the first message to send. It subscribes
+// first, so an event that happens while the list is being fetched is queued rather than lost; such an
+// event may repeat what the list already shows, which is harmless.
+func (f *VMStatusFeed) Open(ctx context.Context, viewer domain.Viewer, token string) (*StatusSession, StatusMessage, error) {
+	if f.VMs == nil {
+		return nil, StatusMessage{}, ErrVMServiceAbsent
+	}
+	s := &StatusSession{feed: f, viewer: viewer, token: token, sub: f.Hub.subscribe(viewer), seqs: domain.NewSeqFilter()}
+	list, err := s.list(ctx)
+	if err != nil {
+		s.Close()
+		return nil, StatusMessage{}, err
+	}
+	return s, list, nil
+}
+
+// Events delivers the events the client may see, in publishing order.
+func (s *StatusSession) Events() <-chan domain.VMEvent { return s.sub.events }
+
+// Cut is closed when the client fell a whole queue behind and was dropped; it should be disconnected.
+func (s *StatusSession) Cut() <-chan struct{} { return s.sub.cut }
+
+// Messages turns an event into what the client is sent: nothing for a stale one, and for a deletion
+// the deletion followed by a fresh list. When that list cannot be fetched the deletion is still sent
+// and the error returned.
+func (s *StatusSession) Messages(ctx context.Context, e domain.VMEvent) ([]StatusMessage, error) {
+	if !s.viewer.MaySee(e) || !s.seqs.Admit(e) {
+		return nil, nil
+	}
+	switch e.Kind {
+	case domain.VMUpdated:
+		return []StatusMessage{{Kind: StatusVMUpdate, Event: e}}, nil
+	case domain.MediaChanged:
+		return []StatusMessage{{Kind: StatusMediaUpdate, Event: e}}, nil
+	case domain.VMDeleted:
+		out := []StatusMessage{{Kind: StatusVMDelete, Event: e}}
+		list, err := s.list(ctx)
+		if err != nil {
+			return out, err
+		}
+		return append(out, list), nil
+	}
+	return nil, nil
+}
+
+// Close leaves the hub.
+func (s *StatusSession) Close() { s.feed.Hub.unsubscribe(s.sub) }
+
+func (s *StatusSession) list(ctx context.Context) (StatusMessage, error) {
+	timeout := s.feed.ListTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	vms, err := s.feed.VMs.ListVMs(ctx, s.token, s.viewer.Admin)
+	if err != nil {
+		return StatusMessage{}, err
+	}
+	return StatusMessage{Kind: StatusVMList, VMs: vms}, nil
+}

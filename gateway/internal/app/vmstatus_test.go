@@ -1,0 +1,208 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"limen/gateway/internal/app"
+	"limen/gateway/internal/domain"
+)
+
+const (
+	vmOfA = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+	vmOfB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+)
+
+var (
+	userA = domain.Viewer{UserID: 7}
+	admin = domain.Viewer{UserID: 1, Admin: true}
+)
+
+func event(kind domain.VMEventKind, vm string, owner, seq int64) domain.VMEvent {
+	return domain.VMEvent{Kind: kind, VMUUID: vm, OwnerID: owner, Seq: seq, VM: json.RawMessage(`{"uuid":"` + vm + `"}`)}
+}
+
+// lister answers with a list naming who asked; hook runs during each fetch.
+type lister struct {
+	mu    sync.Mutex
+	calls []string
+	err   error
+	hook  func()
+}
+
+func (l *lister) ListVMs(_ context.Context, token string, all bool) (json.RawMessage, error) {
+	l.mu.Lock()
+	l.calls = append(l.calls, token)
+	hook, err := l.hook, l.err
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if all {
+		return json.RawMessage(`["all of ` + token + `"]`), nil
+	}
+	return json.RawMessage(`["own of ` + token + `"]`), nil
+}
+
+func open(t *testing.T, f *app.VMStatusFeed, v domain.Viewer, token string) (*app.StatusSession, app.StatusMessage) {
+	t.Helper()
+	s, first, err := f.Open(context.Background(), v, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, first
+}
+
+func next(t *testing.T, s *app.StatusSession) domain.VMEvent {
+	t.Helper()
+	select {
+	case e := <-s.Events():
+		return e
+	case <-time.After(time.Second):
+		t.Fatal("no event")
+	}
+	return domain.VMEvent{}
+}
+
+func TestFeed_FirstMessageIsTheViewersList(t *testing.T) {
+	l := &lister{}
+	f := &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}
+	_, first := open(t, f, userA, "token-a")
+	_, adminFirst := open(t, f, admin, "token-admin")
+	if first.Kind != app.StatusVMList || string(first.VMs) != `["own of token-a"]` {
+		t.Fatalf("user's list: %+v", first)
+	}
+	if string(adminFirst.VMs) != `["all of token-admin"]` {
+		t.Fatalf("admin's list: %s", adminFirst.VMs)
+	}
+}
+
+func TestFeed_EventDuringListFetchIsNotLost(t *testing.T) {
+	hub := app.NewVMStatusHub(4)
+	l := &lister{}
+	l.hook = func() { hub.Publish(event(domain.VMUpdated, vmOfA, 7, 1)) }
+	s, _ := open(t, &app.VMStatusFeed{Hub: hub, VMs: l}, userA, "t")
+	if e := next(t, s); e.Seq != 1 {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+func TestFeed_UserGetsOwnEventsOnly_AdminGetsAll(t *testing.T) {
+	hub := app.NewVMStatusHub(4)
+	f := &app.VMStatusFeed{Hub: hub, VMs: &lister{}}
+	user, _ := open(t, f, userA, "a")
+	adm, _ := open(t, f, admin, "admin")
+	hub.Publish(event(domain.VMUpdated, vmOfB, 8, 1))
+	hub.Publish(event(domain.VMUpdated, vmOfA, 7, 1))
+	if e := next(t, user); e.VMUUID != vmOfA {
+		t.Fatalf("user got %s", e.VMUUID)
+	}
+	if a, b := next(t, adm), next(t, adm); a.VMUUID != vmOfB || b.VMUUID != vmOfA {
+		t.Fatalf("admin got %s, %s", a.VMUUID, b.VMUUID)
+	}
+}
+
+func TestFeed_StaleEventsProduceNoMessage(t *testing.T) {
+	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
+	var sent []int64
+	for _, seq := range []int64{5, 5, 3, 6} {
+		msgs, err := s.Messages(context.Background(), event(domain.VMUpdated, vmOfA, 7, seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Kind != app.StatusVMUpdate {
+				t.Fatalf("kind %v", m.Kind)
+			}
+			sent = append(sent, m.Event.Seq)
+		}
+	}
+	if len(sent) != 2 || sent[0] != 5 || sent[1] != 6 {
+		t.Fatalf("sent %v", sent)
+	}
+}
+
+func TestFeed_DeletionIsFollowedByAFreshList(t *testing.T) {
+	l := &lister{}
+	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
+	msgs, err := s.Messages(context.Background(), event(domain.VMDeleted, vmOfA, 7, 9))
+	if err != nil || len(msgs) != 2 || msgs[0].Kind != app.StatusVMDelete || msgs[1].Kind != app.StatusVMList {
+		t.Fatalf("%+v %v", msgs, err)
+	}
+	if len(l.calls) != 2 || l.calls[1] != "a" {
+		t.Fatalf("lists fetched with %v", l.calls)
+	}
+
+	l.err = errors.New("vm-service down")
+	msgs, err = s.Messages(context.Background(), event(domain.VMDeleted, vmOfB, 7, 1))
+	if err == nil || len(msgs) != 1 || msgs[0].Kind != app.StatusVMDelete {
+		t.Fatalf("without a list the deletion must still go out: %+v %v", msgs, err)
+	}
+}
+
+func TestFeed_MediaChangeIsAMediaUpdate(t *testing.T) {
+	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
+	e := domain.VMEvent{Kind: domain.MediaChanged, VMUUID: vmOfA, OwnerID: 7, Seq: 1, Media: domain.Media{Path: "/isos/x.iso", Attached: true}}
+	msgs, _ := s.Messages(context.Background(), e)
+	if len(msgs) != 1 || msgs[0].Kind != app.StatusMediaUpdate || msgs[0].Event.Media.Path != "/isos/x.iso" {
+		t.Fatalf("%+v", msgs)
+	}
+}
+
+func TestFeed_ListFailureOpensNothing(t *testing.T) {
+	hub := app.NewVMStatusHub(4)
+	if _, _, err := (&app.VMStatusFeed{Hub: hub, VMs: &lister{err: errors.New("down")}}).Open(context.Background(), userA, "a"); err == nil {
+		t.Fatal("opened without a list")
+	}
+	if _, _, err := (&app.VMStatusFeed{Hub: hub}).Open(context.Background(), userA, "a"); !errors.Is(err, app.ErrVMServiceAbsent) {
+		t.Fatalf("no vm-service: %v", err)
+	}
+	if hub.Clients() != 0 {
+		t.Fatalf("%d clients left subscribed", hub.Clients())
+	}
+}
+
+func TestHub_SlowClientIsCutWithoutDelayingOthers(t *testing.T) {
+	hub := app.NewVMStatusHub(2)
+	f := &app.VMStatusFeed{Hub: hub, VMs: &lister{}}
+	slow, _ := open(t, f, admin, "slow")
+	fast, _ := open(t, f, admin, "fast")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq := int64(1); seq <= 50; seq++ {
+			hub.Publish(event(domain.VMUpdated, vmOfA, 7, seq))
+			if e := next(t, fast); e.Seq != seq {
+				t.Errorf("fast client got %d, want %d", e.Seq, seq)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("publishing waited for the slow client")
+	}
+	select {
+	case <-slow.Cut():
+	default:
+		t.Fatal("slow client was not cut")
+	}
+	select {
+	case <-fast.Cut():
+		t.Fatal("fast client was cut")
+	default:
+	}
+	if hub.Clients() != 1 {
+		t.Fatalf("clients: %d", hub.Clients())
+	}
+	slow.Close() // idempotent after a cut
+}
