@@ -175,3 +175,40 @@ func checkVMContract(t *testing.T, base, adminPassword string) {
 	}
 	c.expect(c.call("GET", "/api/vms/"+uuid, token, nil), 404, "VM not found")
 }
+
+// checkMediaContract walks CONTRACT "Media" through the gateway to media-service: list the library,
+// attach to a running VM, read it back, eject.
+func checkMediaContract(t *testing.T, base, adminPassword string) {
+	c := apiClient{t: t, base: base}
+	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
+	token := admin.body["token"].(string)
+
+	list := c.expect(c.call("GET", "/api/vms/isos", token, nil), 200, "")
+	isos, _ := list.body["isos"].([]any)
+	if len(isos) != 1 || list.body["count"] != float64(1) {
+		t.Fatalf("isos: %s", list.raw)
+	}
+	path := isos[0].(map[string]any)["path"].(string)
+
+	vm := c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "media vm", "cpu": 1, "memory": 64, "os_type": "other", "start": true}), 201, "")
+	uuid := vm.body["uuid"].(string)
+	defer func() { c.expect(c.call("DELETE", "/api/vms/"+uuid, token, nil), 200, "VM deleted") }()
+
+	// Right after creation, by the listed path.
+	attached := c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "attach", "iso_path": path}), 200, "Media attached successfully")
+	if attached.body["vm_uuid"] != uuid || attached.body["iso_path"] != path {
+		t.Fatalf("attach: %s", attached.raw)
+	}
+	media := c.expect(c.call("GET", "/api/vms/"+uuid+"/media", token, nil), 200, "")
+	if media.body["attached"] != true || media.body["media_path"] != path {
+		t.Fatalf("media: %s", media.raw)
+	}
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "attach", "iso_path": "/etc/passwd"}), 400, "ISO path must be inside the ISO library")
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "attach"}), 400, "ISO path is required for attach")
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "eject"}), 400, "Invalid action: eject. Valid actions: attach, detach")
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "detach"}), 200, "Media detached successfully")
+	media = c.expect(c.call("GET", "/api/vms/"+uuid+"/media", token, nil), 200, "")
+	if media.body["attached"] != false || media.body["media_path"] != "" {
+		t.Fatalf("after detach: %s", media.raw)
+	}
+}

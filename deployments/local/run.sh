@@ -18,6 +18,7 @@
 #   LIBVIRT_URI, LIBVIRT_SOCKET [unset] use this libvirt for vm-service (unset: the host's qemu:///system;
 #                                    vm-service is left out when that does not answer)
 #   LIMEN_VM_ADDR        [127.0.0.1:18082]
+#   LIMEN_MEDIA_ADDR     [127.0.0.1:18083]
 #   LIMEN_STORAGE_POOL_PATH [$LIMEN_DATA_DIR/vms]  where VM disks go
 #   LIMEN_AUTH_ADDR      [127.0.0.1:18081]
 #   LIMEN_GATEWAY_ADDR   [127.0.0.1:18443]
@@ -71,7 +72,7 @@ SERVICES=()
 add_service() { SERVICES+=("$1|$2|$3"); }
 add_service auth-service "$LIMEN_AUTH_ADDR" ./auth-service/cmd/auth-service
 add_service vm-service "${LIMEN_VM_ADDR:-127.0.0.1:18082}" ./vm-service/cmd/vm-service
-# add_service media-service "${LIMEN_MEDIA_ADDR:-127.0.0.1:18083}" ./media-service/cmd/media-service
+add_service media-service "${LIMEN_MEDIA_ADDR:-127.0.0.1:18083}" ./media-service/cmd/media-service
 # add_service quota-service "${LIMEN_QUOTA_ADDR:-127.0.0.1:18084}" ./quota-service/cmd/quota-service
 add_service gateway "$LIMEN_GATEWAY_ADDR" ./gateway/cmd/gateway
 
@@ -90,11 +91,23 @@ env_vm_service() {
 	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
 }
 
+# media-service keeps the ISO library in a libvirt storage pool over LIMEN_ISO_DIR.
+env_media_service() {
+	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+}
+
 # skip_<name> says why a service cannot run here (and succeeds), or fails when it can.
 skip_vm_service() {
 	[[ -n "${LIBVIRT_URI:-}${LIBVIRT_SOCKET:-}" ]] && return 1
 	libvirt_answers && return 1
 	echo "libvirt does not answer on qemu:///system"
+}
+skip_media_service() {
+	[[ -n "${VM_SERVICE_URL:-}" ]] || {
+		echo "vm-service is not running"
+		return 0
+	}
+	skip_vm_service
 }
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -45,8 +45,8 @@ func TestStack_RunLoginStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ports := freePorts(t, 5)
-	pgPort, kafkaAddr, authAddr, gwAddr, vmAddr := ports[0], addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
+	ports := freePorts(t, 6)
+	pgPort, kafkaAddr, authAddr, gwAddr, vmAddr, mediaAddr := ports[0], addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4]), addr(ports[5])
 	// vm-service gets a private libvirtd, so the test never touches (or depends on) the host's.
 	libvirtd, err := libvirttest.Start(context.Background())
 	if err != nil {
@@ -57,6 +57,8 @@ func TestStack_RunLoginStop(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	isoDir := filepath.Join(libvirtd.ImageDir(), "isos")
+	makeISO(t, filepath.Join(isoDir, "stack-test.iso"))
 
 	cmd := exec.Command("bash", filepath.Join(root, "deployments", "local", "run.sh"))
 	cmd.Dir = root
@@ -72,6 +74,8 @@ func TestStack_RunLoginStop(t *testing.T) {
 		"LIBVIRT_SOCKET="+libvirtd.SocketPath(),
 		"LIMEN_STORAGE_POOL_PATH="+filepath.Join(libvirtd.ImageDir(), "vms"),
 		"LIMEN_VM_STOP_TIMEOUT=2s",
+		"LIMEN_MEDIA_ADDR="+mediaAddr,
+		"LIMEN_ISO_DIR="+isoDir,
 		"LIMEN_LOG_TEE=0",
 		fmt.Sprintf("LIMEN_HEALTH_TIMEOUT=%d", int(healthTimeout.Seconds())),
 	)
@@ -146,6 +150,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// 3. The contract's VM and auth rules hold through the gateway (VMs first: the auth walk ends with
 	// failed logins that lock this client address out).
 	checkVMContract(t, "http://"+gwAddr, password)
+	checkMediaContract(t, "http://"+gwAddr, password)
 	checkAuthContract(t, "http://"+gwAddr, password)
 
 	// 4. SIGTERM to the process group: everything stops, exit 0, within 30 s.
@@ -165,7 +170,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// 4. Nothing it started is left.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		left := leftovers(pgid, dataDir, append([]string{addr(pgPort)}, kafkaAddr, authAddr, gwAddr, vmAddr))
+		left := leftovers(pgid, dataDir, append([]string{addr(pgPort)}, kafkaAddr, authAddr, gwAddr, vmAddr, mediaAddr))
 		if len(left) == 0 {
 			break
 		}
@@ -173,6 +178,24 @@ func TestStack_RunLoginStop(t *testing.T) {
 			t.Fatalf("left behind after stop: %s", strings.Join(left, "; "))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// makeISO writes a small ISO image at path, readable by the private libvirtd's user.
+func makeISO(t *testing.T, path string) {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "hello.txt"), []byte("LIMEN"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("genisoimage", "-quiet", "-o", path, "-V", "LIMEN", "-J", "-r", src).CombinedOutput(); err != nil {
+		t.Fatalf("genisoimage: %v: %s", err, out)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

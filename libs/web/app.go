@@ -18,8 +18,17 @@ type AppConfig struct {
 	Service   string
 	Logger    *slog.Logger
 	Telemetry *telemetry.Telemetry
-	// BodyLimit caps request bodies (413 beyond it); 0 means 1 MiB.
+	// BodyLimit caps request bodies (413 beyond it); 0 means 1 MiB. Uploads (below) are exempt.
 	BodyLimit int
+	// StreamRequestBody lets the requests Upload marks reach their handler with the body still on the
+	// connection, to be read as a stream with UploadBody (fiber.Config.StreamRequestBody), so that a
+	// body of many GiB never sits in memory. Every other request is still read whole before its
+	// handler runs and held to BodyLimit: fasthttp stops enforcing the limit once streaming is on,
+	// so NewApp does it (see upload.go).
+	StreamRequestBody bool
+	// Upload reports whether a request is a streamed upload (see UploadRoute). Consulted only with
+	// StreamRequestBody, before routing; nil: no request is.
+	Upload func(c *fiber.Ctx) bool
 	// Checks are the dependencies /readyz reports.
 	Checks map[string]Check
 	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For is believed, so that
@@ -44,6 +53,11 @@ func NewApp(cfg AppConfig) *fiber.App {
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		StreamRequestBody:       cfg.StreamRequestBody,
+		// fasthttp pre-parses a multipart body of any size into memory and temporary files before
+		// the handler runs when streaming, whatever the limit; c.MultipartForm() still parses it
+		// from the (bounded) body on demand.
+		DisablePreParseMultipartForm: cfg.StreamRequestBody,
 	})
 	app.Use(recover.New())
 	if cfg.Telemetry != nil {
@@ -51,6 +65,9 @@ func NewApp(cfg AppConfig) *fiber.App {
 		app.Get("/metrics", cfg.Telemetry.MetricsHandler())
 	}
 	app.Use(RequestID(), AccessLog(cfg.Logger))
+	if cfg.StreamRequestBody {
+		app.Use(bodyGuard(bodyLimit, cfg.Upload))
+	}
 	mountHealth(app, cfg.Checks)
 	return app
 }

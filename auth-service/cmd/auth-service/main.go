@@ -3,55 +3,29 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"limen/auth-service/internal/service"
 	"limen/auth-service/migrations"
-	"limen/libs/config"
-	"limen/libs/logging"
 	"limen/libs/pgdb"
-	"limen/libs/telemetry"
+	"limen/libs/process"
 	"limen/libs/web"
 )
 
 const name = "auth-service"
 
 func main() {
-	cfg := config.MustLoad[service.Config](name)
-	if err := run(cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		os.Exit(1)
-	}
+	process.Main(name, func(c service.Config) string { return c.LogLevel }, run)
 }
 
-func run(cfg service.Config) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log := logging.New(name, cfg.LogLevel)
-
-	tel, err := telemetry.Setup(ctx, name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tel.Shutdown(shutdownCtx))
-	}()
-
+func run(ctx context.Context, cfg service.Config, env process.Env) error {
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	app, err := service.New(ctx, cfg, pool, log, tel)
+	app, err := service.New(ctx, cfg, pool, env.Log, env.Telemetry)
 	if err != nil {
 		return err
 	}
@@ -59,5 +33,5 @@ func run(cfg service.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	return web.Serve(ctx, app, ln, cfg.DrainTimeout, log)
+	return web.Serve(ctx, app, ln, cfg.DrainTimeout, env.Log)
 }

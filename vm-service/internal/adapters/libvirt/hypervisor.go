@@ -7,13 +7,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
+	"limen/libs/libvirtconn"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -58,62 +58,17 @@ func reachable(client Client) Client {
 	}
 }
 
+// ensurePool hints at the settings to change when the pool is refused: the shared check cannot know them.
 func (h *Hypervisor) ensurePool() error {
 	l, err := h.client()
 	if err != nil {
 		return err
 	}
-	pool, err := l.StoragePoolLookupByName(h.cfg.Pool)
-	if isCode(err, golibvirt.ErrNoStoragePool) {
-		def, merr := xml.Marshal(poolXML{Type: "dir", Name: h.cfg.Pool, Target: poolTargetXML{Path: h.cfg.PoolPath}})
-		if merr != nil {
-			return merr
-		}
-		if pool, err = l.StoragePoolDefineXML(string(def), 0); err != nil {
-			return fmt.Errorf("define pool %s: %w", h.cfg.Pool, err)
-		}
-		if err := l.StoragePoolBuild(pool, golibvirt.StoragePoolBuildNew); err != nil {
-			return fmt.Errorf("build pool %s: %w", h.cfg.Pool, err)
-		}
-		_ = l.StoragePoolSetAutostart(pool, 1)
-	} else if err != nil {
-		return err
-	} else if err := h.checkPoolPath(l, pool); err != nil {
-		return err
+	err = libvirtconn.EnsureDirPool(l, h.cfg.Pool, h.cfg.PoolPath)
+	if errors.Is(err, libvirtconn.ErrPoolElsewhere) {
+		return fmt.Errorf("%w: set LIMEN_STORAGE_POOL_PATH to its path or LIMEN_STORAGE_POOL to another name", err)
 	}
-	state, _, _, _, err := l.StoragePoolGetInfo(pool)
-	if err != nil {
-		return err
-	}
-	if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
-		// The directory may have gone with the data directory of an earlier stack; building again
-		// makes it, and leaves an existing one as it is.
-		if err := l.StoragePoolBuild(pool, 0); err != nil {
-			return fmt.Errorf("build pool %s: %w", h.cfg.Pool, err)
-		}
-		if err := l.StoragePoolCreate(pool, 0); err != nil {
-			return fmt.Errorf("start pool %s: %w", h.cfg.Pool, err)
-		}
-	}
-	return nil
-}
-
-// checkPoolPath refuses a pool of our name that keeps its disks elsewhere (an earlier stack with another
-// data directory, say): silently writing VM disks to a place nobody configured is worse than not starting.
-func (h *Hypervisor) checkPoolPath(l *golibvirt.Libvirt, pool golibvirt.StoragePool) error {
-	desc, err := l.StoragePoolGetXMLDesc(pool, 0)
-	if err != nil {
-		return err
-	}
-	var def poolXML
-	if err := xml.Unmarshal([]byte(desc), &def); err != nil {
-		return fmt.Errorf("pool %s: %w", h.cfg.Pool, err)
-	}
-	if filepath.Clean(def.Target.Path) != filepath.Clean(h.cfg.PoolPath) {
-		return fmt.Errorf("storage pool %s already exists at %s, not at the configured %s: set LIMEN_STORAGE_POOL_PATH to its path or LIMEN_STORAGE_POOL to another name",
-			h.cfg.Pool, def.Target.Path, h.cfg.PoolPath)
-	}
-	return nil
+	return err
 }
 
 func domainName(id uuid.UUID) string { return namePrefix + id.String() }

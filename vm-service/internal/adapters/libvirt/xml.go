@@ -100,17 +100,6 @@ type inputXML struct {
 	Bus  string `xml:"bus,attr"`
 }
 
-type poolXML struct {
-	XMLName xml.Name      `xml:"pool"`
-	Type    string        `xml:"type,attr"`
-	Name    string        `xml:"name"`
-	Target  poolTargetXML `xml:"target"`
-}
-
-type poolTargetXML struct {
-	Path string `xml:"path"`
-}
-
 type volumeXML struct {
 	XMLName  xml.Name        `xml:"volume"`
 	Name     string          `xml:"name"`

@@ -1,0 +1,93 @@
+// Package service wires media-service's adapters, use cases, outbox relay and HTTP port; main and the
+// component tests build the service the same way.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"limen/libs/authn"
+	"limen/libs/libvirtconn"
+	"limen/libs/outbox"
+	"limen/libs/pgdb"
+	"limen/libs/telemetry"
+	"limen/libs/web"
+	"limen/media-service/internal/adapters/libvirt"
+	"limen/media-service/internal/adapters/postgres"
+	"limen/media-service/internal/adapters/vmclient"
+	"limen/media-service/internal/app"
+	porthttp "limen/media-service/internal/ports/http"
+)
+
+// Name is the service's name in logs, traces and event sources.
+const Name = "media-service"
+
+// Config is media-service's environment.
+type Config struct {
+	ListenAddr     string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18083" validate:"hostname_port"`
+	DatabaseURL    string        `env:"DATABASE_URL,required" validate:"required"`
+	KafkaBrokers   []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
+	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
+	JWKSURL        string        `env:"LIMEN_JWKS_URL" envDefault:"http://127.0.0.1:18081/api/auth/jwks" validate:"required,http_url"`
+	Issuer         string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
+	Audience       string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
+	VMServiceURL   string        `env:"VM_SERVICE_URL" envDefault:"http://127.0.0.1:18082" validate:"required,http_url"`
+	InternalToken  string        `env:"LIMEN_INTERNAL_TOKEN,required" validate:"required"`
+	LibvirtURI     string        `env:"LIBVIRT_URI" envDefault:"qemu:///system" validate:"required"`
+	LibvirtSocket  string        `env:"LIBVIRT_SOCKET"`
+	ISODir         string        `env:"LIMEN_ISO_DIR" envDefault:"/var/lib/limen/isos" validate:"required"`
+	ISOPool        string        `env:"LIMEN_ISO_POOL" envDefault:"limen-isos" validate:"required"`
+	MaxUploadBytes int64         `env:"LIMEN_ISO_MAX_UPLOAD" envDefault:"17179869184" validate:"gt=0"`
+	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
+	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+}
+
+// Service is media-service assembled: its HTTP app and the relay that publishes media events.
+type Service struct {
+	App   *fiber.App
+	relay *outbox.Relay
+}
+
+// New builds the service over an open pool (migrated by the caller) and a libvirt connection manager
+// that the caller keeps running.
+func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.Manager, log *slog.Logger, tel *telemetry.Telemetry) (*Service, error) {
+	now := func() time.Time { return time.Now().UTC() }
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.WaitConnected(ctx); err != nil {
+		return nil, err
+	}
+	library, err := libvirt.NewLibrary(conn.Client, libvirt.LibraryConfig{Pool: cfg.ISOPool, Dir: cfg.ISODir})
+	if err != nil {
+		return nil, err
+	}
+	drive := libvirt.NewDrive(conn.Client)
+	vms := vmclient.New(cfg.VMServiceURL, cfg.InternalToken)
+	history := postgres.NewHistory(pool, outbox.NewWriter(Name))
+
+	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
+		// ISO uploads stream into the pool; every other request keeps the 1 MiB limit.
+		StreamRequestBody: true, Upload: web.UploadRoute(fiber.MethodPost, "/api/vms/isos"),
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready}})
+	porthttp.Mount(fiberApp, porthttp.UseCases{
+		ListISOs:  app.ListISOs{Library: library},
+		GetMedia:  app.GetMedia{VMs: vms, Drive: drive},
+		Change:    app.ChangeMedia{VMs: vms, Library: library, Drive: drive, History: history, Now: now},
+		UploadISO: app.UploadISO{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
+		DeleteISO: app.DeleteISO{Library: library, Drive: drive},
+	}, verifier)
+	return &Service{App: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)}, nil
+}
+
+// Run publishes media events until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	err := s.relay.Run(ctx)
+	return errors.Join(err, s.relay.Close())
+}
