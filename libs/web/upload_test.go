@@ -10,15 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"limen/libs/testkit/memtest"
 	"limen/libs/web"
 )
 
@@ -63,78 +61,14 @@ func startStreaming(t *testing.T, stream bool) string {
 	return ln.Addr().String()
 }
 
-// pattern is a deterministic body of n bytes that costs no memory to produce.
-type pattern struct{ left, off int64 }
-
-func (p *pattern) Read(b []byte) (int, error) {
-	if p.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(b)) > p.left {
-		b = b[:p.left]
-	}
-	for i := range b {
-		x := uint64(p.off + int64(i))
-		b[i] = byte(x*2654435761>>13) ^ byte(x>>9)
-	}
-	p.off += int64(len(b))
-	p.left -= int64(len(b))
-	return len(b), nil
-}
-
-// heapWatch samples HeapInuse until stopped and reports the peak over the starting value, with the
-// bytes allocated meanwhile (TotalAlloc).
-type heapWatch struct {
-	start runtime.MemStats
-	peak  atomic.Uint64
-	stop  chan struct{}
-	done  sync.WaitGroup
-}
-
-func watchHeap() *heapWatch {
-	runtime.GC()
-	w := &heapWatch{stop: make(chan struct{})}
-	runtime.ReadMemStats(&w.start)
-	w.peak.Store(w.start.HeapInuse)
-	w.done.Add(1)
-	go func() {
-		defer w.done.Done()
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		var m runtime.MemStats
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-				runtime.ReadMemStats(&m)
-				if m.HeapInuse > w.peak.Load() {
-					w.peak.Store(m.HeapInuse)
-				}
-			}
-		}
-	}()
-	return w
-}
-
-// end returns the peak HeapInuse growth and the bytes allocated since watchHeap.
-func (w *heapWatch) end() (peakGrowth, allocated uint64) {
-	close(w.stop)
-	w.done.Wait()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	peak := max(w.peak.Load(), m.HeapInuse)
-	return peak - w.start.HeapInuse, m.TotalAlloc - w.start.TotalAlloc
-}
-
 func TestUploadBody_Streams64MiBWithFlatMemory(t *testing.T) {
 	addr := startStreaming(t, true)
 	const size = 64 << 20
 	want := sha256.New()
-	_, _ = io.Copy(want, &pattern{left: size})
+	_, _ = io.Copy(want, memtest.Pattern(size))
 
-	w := watchHeap()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", &pattern{left: size})
+	w := memtest.Watch()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", memtest.Pattern(size))
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := http.DefaultClient.Do(req)
@@ -147,7 +81,7 @@ func TestUploadBody_Streams64MiBWithFlatMemory(t *testing.T) {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	peak, allocated := w.end()
+	peak, allocated := w.End()
 	t.Logf("64 MiB upload: peak HeapInuse growth %.1f MiB, allocated %.1f MiB", float64(peak)/(1<<20), float64(allocated)/(1<<20))
 
 	if resp.StatusCode != 200 || got.Size != size || got.Bytes != size || got.SHA256 != hex.EncodeToString(want.Sum(nil)) {
@@ -203,7 +137,7 @@ func TestUploadBody_RefusesBeforeReading(t *testing.T) {
 	// Over the cap: answered from the headers, though only the first 64 KiB of the body are ever sent
 	// (fasthttp waits for the first min(8 KiB, Content-Length, BodyLimit) body bytes before calling
 	// the handler).
-	resp, body, closed := raw(t, addr, fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", uploadLimit+1), &pattern{left: 64 << 10}, false)
+	resp, body, closed := raw(t, addr, fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", uploadLimit+1), memtest.Pattern(64<<10), false)
 	if resp.StatusCode != 413 || body["code"] != float64(413) || body["message"] != "Request body too large" || body["error"] != "the limit is 128 MiB" || !closed {
 		t.Fatalf("over the cap: %d %v closed=%v", resp.StatusCode, body, closed)
 	}
@@ -219,7 +153,7 @@ func TestUploadBody_RefusesBeforeReading(t *testing.T) {
 	}
 	// A handler that refuses without reading closes the connection, so the unread body is never
 	// taken for the next request.
-	resp, body, closed = raw(t, addr, "POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n", &pattern{left: 64 << 10}, false)
+	resp, body, closed = raw(t, addr, "POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n", memtest.Pattern(64<<10), false)
 	if resp.StatusCode != 403 || body["message"] != "Admin access required" || !closed {
 		t.Fatalf("refused: %d %v closed=%v", resp.StatusCode, body, closed)
 	}
@@ -227,7 +161,7 @@ func TestUploadBody_RefusesBeforeReading(t *testing.T) {
 
 func TestUploadBody_ClientGoneEarlyIsNotACompleteBody(t *testing.T) {
 	addr := startStreaming(t, true)
-	resp, body, _ := raw(t, addr, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n", &pattern{left: 100 << 10}, true)
+	resp, body, _ := raw(t, addr, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n", memtest.Pattern(100<<10), true)
 	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(body["error"]), "unexpected EOF") {
 		t.Fatalf("truncated: %d %v", resp.StatusCode, body)
 	}
@@ -249,7 +183,7 @@ func TestStreaming_OrdinaryRoutesKeepTheBodyLimit(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m
 	}
-	w := watchHeap()
+	w := memtest.Watch()
 	status, body := post(strings.NewReader(big), int64(len(big)))
 	if status != 413 || body["code"] != float64(413) || body["message"] != "Request body too large" {
 		t.Fatalf("2 MiB JSON: %d %v", status, body)
@@ -261,12 +195,12 @@ func TestStreaming_OrdinaryRoutesKeepTheBodyLimit(t *testing.T) {
 	}
 	// 32 MiB sent in full by a client that does not wait for an answer: it still reads the 413 (the
 	// server drains instead of resetting the connection).
-	status, body = post(&pattern{left: 32 << 20}, 32<<20)
+	status, body = post(memtest.Pattern(32<<20), 32<<20)
 	if status != 413 || body["code"] != float64(413) {
 		t.Fatalf("32 MiB: %d %v", status, body)
 	}
 	// An UploadBody handler on a route the Upload predicate does not mark: the limit holds.
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/unmarked", &pattern{left: 2 << 20})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/unmarked", memtest.Pattern(2<<20))
 	req.ContentLength = 2 << 20
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -277,7 +211,7 @@ func TestStreaming_OrdinaryRoutesKeepTheBodyLimit(t *testing.T) {
 		t.Fatalf("unmarked upload route: %d", resp.StatusCode)
 	}
 	// "/UPLOAD/" is /upload for Fiber's router and for UploadRoute alike.
-	req, _ = http.NewRequest(http.MethodPost, "http://"+addr+"/UPLOAD/", &pattern{left: 2 << 20})
+	req, _ = http.NewRequest(http.MethodPost, "http://"+addr+"/UPLOAD/", memtest.Pattern(2<<20))
 	req.ContentLength = 2 << 20
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
@@ -286,7 +220,7 @@ func TestStreaming_OrdinaryRoutesKeepTheBodyLimit(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/UPLOAD/: %d", resp.StatusCode)
 	}
-	peak, _ := w.end()
+	peak, _ := w.End()
 	t.Logf("refusing oversized bodies: peak HeapInuse growth %.1f MiB", float64(peak)/(1<<20))
 
 	// Small bodies, with a length or chunked, reach the handler whole.

@@ -5,14 +5,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -25,9 +20,7 @@ import (
 	"limen/gateway/internal/domain"
 	porthttp "limen/gateway/internal/ports/http"
 	"limen/libs/authn"
-	"limen/libs/config"
-	"limen/libs/logging"
-	"limen/libs/telemetry"
+	"limen/libs/process"
 	"limen/libs/web"
 )
 
@@ -46,6 +39,8 @@ type Config struct {
 	CORSOrigins     []string      `env:"LIMEN_CORS_ORIGINS"`
 	BodyLimit       int           `env:"LIMEN_BODY_LIMIT" envDefault:"1048576" validate:"gt=0"`
 	UpstreamTimeout time.Duration `env:"LIMEN_UPSTREAM_TIMEOUT" envDefault:"30s" validate:"gt=0"`
+	UploadLimit     int64         `env:"LIMEN_UPLOAD_LIMIT" envDefault:"17179869184" validate:"gt=0"`
+	UploadTimeout   time.Duration `env:"LIMEN_UPLOAD_TIMEOUT" envDefault:"2h" validate:"gt=0"`
 	TLSCertFile     string        `env:"LIMEN_TLS_CERT_FILE" validate:"required_with=TLSKeyFile"`
 	TLSKeyFile      string        `env:"LIMEN_TLS_KEY_FILE" validate:"required_with=TLSCertFile"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
@@ -67,28 +62,11 @@ func (c Config) upstreams() map[domain.Upstream]string {
 }
 
 func main() {
-	cfg := config.MustLoad[Config](name)
-	if err := run(cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		os.Exit(1)
-	}
+	process.Main(name, func(c Config) string { return c.LogLevel }, run)
 }
 
-func run(cfg Config) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log := logging.New(name, cfg.LogLevel)
-
-	tel, err := telemetry.Setup(ctx, name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tel.Shutdown(shutdownCtx))
-	}()
-
+func run(ctx context.Context, cfg Config, env process.Env) error {
+	log := env.Log
 	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
 	if err != nil {
 		return err
@@ -104,7 +82,9 @@ func run(cfg Config) (err error) {
 		health.Broker = kafkaprobe.Probe{Brokers: cfg.KafkaBrokers}
 	}
 
-	fiberApp := web.NewApp(web.AppConfig{Service: name, Logger: log, Telemetry: tel, BodyLimit: cfg.BodyLimit})
+	// ISO uploads (many GiB) stream through; every other route keeps the body limit.
+	fiberApp := web.NewApp(web.AppConfig{Service: name, Logger: log, Telemetry: env.Telemetry, BodyLimit: cfg.BodyLimit,
+		StreamRequestBody: true, Upload: porthttp.IsUpload})
 	if len(cfg.CORSOrigins) > 0 {
 		fiberApp.Use(cors.New(cors.Config{AllowOrigins: strings.Join(cfg.CORSOrigins, ","), AllowCredentials: true,
 			AllowHeaders: "Authorization, Content-Type, X-Request-ID", ExposeHeaders: "X-Request-ID, Retry-After"}))
@@ -112,7 +92,9 @@ func run(cfg Config) (err error) {
 	liveCtx, stopLive := context.WithCancel(ctx)
 	status, events := liveStatus(liveCtx, cfg, bases, verifier, log)
 	defer func() { stopLive(); <-events }()
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout), status)
+	proxy := porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout)
+	proxy.UploadLimit, proxy.UploadTimeout = cfg.UploadLimit, cfg.UploadTimeout
+	porthttp.Mount(fiberApp, health, proxy, status)
 
 	ln, err := listen(cfg)
 	if err != nil {

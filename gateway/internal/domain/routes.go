@@ -43,8 +43,19 @@ type Route struct {
 	Upstream Upstream
 	// Public routes need no access token.
 	Public bool
-	// Timeout is the service's time limit; zero means the gateway's default.
+	// Timeout is the service's time limit; zero means the gateway's default. Uploads have their own.
 	Timeout time.Duration
+	// Upload routes carry a raw body of up to many GiB (an ISO image), streamed to the service as it
+	// arrives instead of read whole first; exempt from the ordinary body limit, held to the upload
+	// limit and the upload timeout instead. Uploads are admin-only (CONTRACT), refused at the edge
+	// so that no body is streamed for a caller the service would turn away.
+	Upload bool
+}
+
+// isUpload reports whether the request is the ISO upload, POST /api/vms/isos (CONTRACT, Media): the
+// only route whose body may exceed the ordinary limit.
+func isUpload(method string, segments []string) bool {
+	return method == "POST" && len(segments) == 3 && segments[0] == "api" && segments[1] == "vms" && segments[2] == "isos"
 }
 
 // Resolve routes a request by method and raw (still escaped) path.
@@ -67,7 +78,7 @@ func Resolve(method, rawPath string) (Route, error) {
 	case "vms":
 		// /api/vms/isos is the ISO library, never a VM reference; /api/vms/{ref}/media is a VM's drive.
 		if len(rest) >= 2 && rest[1] == "isos" || len(rest) == 3 && rest[2] == "media" {
-			return Route{Upstream: UpstreamMedia}, nil
+			return Route{Upstream: UpstreamMedia, Upload: isUpload(method, segments)}, nil
 		}
 		return Route{Upstream: UpstreamVM, Timeout: VMTimeout}, nil
 	case "snapshots":

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,36 @@ func TestResolve_Timeouts_VMServiceOutlastsAGracefulStop(t *testing.T) {
 	// A stop waits up to about two minutes for the guest before forcing it off.
 	if domain.VMTimeout < 2*time.Minute {
 		t.Errorf("VMTimeout %s is shorter than a graceful stop", domain.VMTimeout)
+	}
+}
+
+func TestResolve_OnlyTheISOUploadIsStreamed(t *testing.T) {
+	uploads := map[string]bool{
+		"POST /api/vms/isos":            true,
+		"POST /api/vms/isos/":           true,
+		"POST /api/vms/%69sos":          true, // the same path, escaped: still the upload
+		"GET /api/vms/isos":             false,
+		"PUT /api/vms/isos":             false,
+		"DELETE /api/vms/isos/x.iso":    false,
+		"POST /api/vms/isos/x.iso":      false,
+		"POST /api/vms":                 false,
+		"POST /api/vms/12/media":        false,
+		"POST /api/vms/12/action":       false,
+		"POST /api/auth/login":          false,
+		"POST /api/admin/isos":          false,
+		"POST /api/quota":               false,
+		"POST /api/vms/isos/../isos":    false, // refused as a bad path anyway
+		"POST /api/vms/12/snapshots":    false,
+		"POST /api/snapshots/4/restore": false,
+	}
+	for req, want := range uploads {
+		method, path, _ := strings.Cut(req, " ")
+		r, err := domain.Resolve(method, path)
+		if r.Upload != want {
+			t.Errorf("%s: Upload %v (%+v, %v), want %v", req, r.Upload, r, err, want)
+		}
+		if want && (err != nil || r.Upstream != domain.UpstreamMedia || r.Public) {
+			t.Errorf("%s: got %+v, %v; want the media service, authenticated", req, r, err)
+		}
 	}
 }

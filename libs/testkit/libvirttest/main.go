@@ -2,9 +2,9 @@ package libvirttest
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
+
+	"limen/libs/testkit"
 )
 
 var shared *Daemon
@@ -12,19 +12,7 @@ var shared *Daemon
 // Main starts this test package's daemon, runs the tests and stops it with everything it started:
 //
 //	func TestMain(m *testing.M) { libvirttest.Main(m) }
-func Main(m *testing.M) {
-	stop, err := StartShared(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "libvirttest:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "libvirttest: stop:", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { testkit.Main(m, StartShared) }
 
 // StartShared starts the package's daemon for a TestMain that needs other kits too; call the
 // returned stop after m.Run.

@@ -3,10 +3,11 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"limen/libs/testkit"
 )
 
 var (
@@ -17,18 +18,7 @@ var (
 // Main starts this test package's cluster, runs the tests and stops the cluster. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
-	stop, err := StartShared(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest: stop:", err)
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { testkit.Main(m, StartShared) }
 
 // StartShared starts the package's cluster for a TestMain that needs other kits too; call the
 // returned stop after m.Run.

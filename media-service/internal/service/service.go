@@ -49,7 +49,7 @@ type Config struct {
 
 // Service is media-service assembled: its HTTP app and the relay that publishes media events.
 type Service struct {
-	App   *fiber.App
+	app   *fiber.App
 	relay *outbox.Relay
 }
 
@@ -83,8 +83,11 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		UploadISO: app.UploadISO{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
 		DeleteISO: app.DeleteISO{Library: library, Drive: drive},
 	}, verifier)
-	return &Service{App: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)}, nil
+	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)}, nil
 }
+
+// App is the service's HTTP app.
+func (s *Service) App() *fiber.App { return s.app }
 
 // Run publishes media events until ctx is done.
 func (s *Service) Run(ctx context.Context) error {

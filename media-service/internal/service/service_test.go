@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +29,7 @@ import (
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/testkit"
 	"limen/libs/testkit/jwttest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
@@ -37,26 +37,7 @@ import (
 	"limen/media-service/migrations"
 )
 
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	stopPG, err := pgtest.StartShared(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	stopLibvirt, err := libvirttest.StartShared(ctx)
-	if err != nil {
-		_ = stopPG()
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := errors.Join(stopLibvirt(), stopPG()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, pgtest.StartShared, libvirttest.StartShared) }
 
 const topic = "limen.media.events"
 
@@ -117,9 +98,9 @@ func newStack(t testing.TB) *stack {
 	s.server = "http://" + ln.Addr().String()
 	runDone, serveDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(runDone); _ = s.app.Run(ctx) }()
-	go func() { defer close(serveDone); _ = s.app.App.Listener(ln) }()
+	go func() { defer close(serveDone); _ = s.app.App().Listener(ln) }()
 	t.Cleanup(func() {
-		_ = s.app.App.Shutdown()
+		_ = s.app.App().Shutdown()
 		<-serveDone
 		s.removeAll()
 		cancel()

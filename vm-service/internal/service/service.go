@@ -55,7 +55,7 @@ type Config struct {
 
 // Service is vm-service assembled: its HTTP app and the loops that keep statuses and events flowing.
 type Service struct {
-	App *fiber.App
+	app *fiber.App
 
 	conn    *libvirtconn.Manager
 	relay   *outbox.Relay
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 
 	s := &Service{
-		App:     fiberApp,
+		app:     fiberApp,
 		conn:    conn,
 		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
 		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	conn.OnConnect(func(ctx context.Context) { s.resyncNow(ctx) })
 	return s, nil
 }
+
+// App is the service's HTTP app.
+func (s *Service) App() *fiber.App { return s.app }
 
 // Run keeps the background loops going until ctx is done: lifecycle events, the periodic resync and
 // the outbox relay.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/testkit"
 	"limen/libs/testkit/jwttest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
@@ -32,26 +32,7 @@ import (
 	"limen/vm-service/migrations"
 )
 
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	stopPG, err := pgtest.StartShared(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	stopLibvirt, err := libvirttest.StartShared(ctx)
-	if err != nil {
-		_ = stopPG()
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := errors.Join(stopLibvirt(), stopPG()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, pgtest.StartShared, libvirttest.StartShared) }
 
 const topic = "limen.vm.events"
 
@@ -180,7 +161,7 @@ func (s *stack) call(method, path, token, body string) answer {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := s.svc.App.Test(req, 30_000)
+	resp, err := s.svc.App().Test(req, 30_000)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -18,25 +18,36 @@ import (
 	"limen/libs/web"
 )
 
+// Default upload limits (LIMEN_UPLOAD_LIMIT, LIMEN_UPLOAD_TIMEOUT).
+const (
+	DefaultUploadLimit   = 16 << 30
+	DefaultUploadTimeout = 2 * time.Hour
+)
+
 // Proxy routes /api requests to the services.
 type Proxy struct {
 	// Bases maps each deployed service to its base URL; a missing one answers 503.
 	Bases          map[domain.Upstream]string
 	Verifier       *authn.Verifier
 	DefaultTimeout time.Duration
-	client         *fasthttp.Client
+	// UploadLimit caps an upload's Content-Length (413 beyond it, before the service is contacted);
+	// UploadTimeout bounds the whole upload, body and answer.
+	UploadLimit   int64
+	UploadTimeout time.Duration
+	client        *fasthttp.Client
 }
 
-// NewProxy keeps one pooled keep-alive client for all services.
+// NewProxy keeps one pooled keep-alive client for all services; uploads get the default limits.
 func NewProxy(bases map[domain.Upstream]string, verifier *authn.Verifier, defaultTimeout time.Duration) *Proxy {
-	return &Proxy{Bases: bases, Verifier: verifier, DefaultTimeout: defaultTimeout, client: &fasthttp.Client{
-		MaxConnsPerHost:               1024,
-		MaxIdleConnDuration:           90 * time.Second,
-		ReadTimeout:                   0, // bounded per request by DoTimeout
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-	}}
+	return &Proxy{Bases: bases, Verifier: verifier, DefaultTimeout: defaultTimeout,
+		UploadLimit: DefaultUploadLimit, UploadTimeout: DefaultUploadTimeout, client: &fasthttp.Client{
+			MaxConnsPerHost:               1024,
+			MaxIdleConnDuration:           90 * time.Second,
+			ReadTimeout:                   0, // bounded per request by DoTimeout
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+		}}
 }
 
 // Handle is the catch-all /api handler.
@@ -49,8 +60,12 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 		return web.NewError(http.StatusNotFound, "Not found")
 	}
 	if !route.Public && c.Method() != fiber.MethodOptions {
-		if _, err := p.Verifier.Verify(authn.BearerToken(c.Get(fiber.HeaderAuthorization))); err != nil {
+		claims, err := p.Verifier.Verify(authn.BearerToken(c.Get(fiber.HeaderAuthorization)))
+		if err != nil {
 			return web.Unauthorized()
+		}
+		if route.Upload && !claims.IsAdmin() {
+			return web.NewError(http.StatusForbidden, "Admin access required")
 		}
 	}
 	base, ok := p.Bases[route.Upstream]
@@ -62,8 +77,15 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 	if timeout == 0 {
 		timeout = p.DefaultTimeout
 	}
-	err = proxy.DoTimeout(c, base+c.OriginalURL(), timeout, p.client)
+	if route.Upload {
+		err = p.upload(c, base+c.OriginalURL())
+	} else {
+		err = proxy.DoTimeout(c, base+c.OriginalURL(), timeout, p.client)
+	}
+	var werr *web.Error
 	switch {
+	case errors.As(err, &werr):
+		return err
 	case errors.Is(err, fasthttp.ErrTimeout):
 		return web.NewError(http.StatusGatewayTimeout, "Upstream timeout")
 	case err != nil:
@@ -77,10 +99,21 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 	return nil
 }
 
+// IsUpload tells web.NewApp (AppConfig.Upload) which requests are streamed uploads: those the
+// domain routes as one.
+func IsUpload(c *fiber.Ctx) bool {
+	route, err := domain.Resolve(c.Method(), string(c.Request().URI().PathOriginal()))
+	return err == nil && route.Upload
+}
+
 // untrustedPrefixes are identity and forwarding headers only the gateway may set.
 var untrustedPrefixes = []string{"x-forwarded-", "x-real-ip", "forwarded", "x-user-", "x-limen-", "x-internal-"}
 
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+
+// answeredHere are request headers the gateway has acted on itself: it already told the client to
+// go on with its body.
+var answeredHere = []string{"Expect"}
 
 // prepareHeaders drops what a client must not decide and adds what the services may trust.
 func prepareHeaders(c *fiber.Ctx) {
@@ -98,6 +131,9 @@ func prepareHeaders(c *fiber.Ctx) {
 		h.Del(k)
 	}
 	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	for _, k := range answeredHere {
 		h.Del(k)
 	}
 	h.Set(fiber.HeaderXForwardedFor, c.IP())

@@ -54,6 +54,13 @@ type gateway struct {
 
 func startGateway(t *testing.T, bases map[domain.Upstream]string) gateway {
 	t.Helper()
+	return startGatewayWith(t, bases, 1<<10, nil)
+}
+
+// startGatewayWith is the gateway as main wires it (uploads streamed, bodyLimit elsewhere), with
+// configure adjusting the proxy.
+func startGatewayWith(t *testing.T, bases map[domain.Upstream]string, bodyLimit int, configure func(*porthttp.Proxy)) gateway {
+	t.Helper()
 	issuer := jwttest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -62,12 +69,17 @@ func startGateway(t *testing.T, bases map[domain.Upstream]string) gateway {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log, BodyLimit: 1 << 10})
+	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log, BodyLimit: bodyLimit,
+		StreamRequestBody: true, Upload: porthttp.IsUpload})
 	health := &app.Health{Services: readinessOf(bases), Timeout: time.Second, Now: time.Now}
 	for u := range bases {
 		health.Deployed = append(health.Deployed, u)
 	}
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, time.Second), nil)
+	proxy := porthttp.NewProxy(bases, verifier, time.Second)
+	if configure != nil {
+		configure(proxy)
+	}
+	porthttp.Mount(fiberApp, health, proxy, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
