@@ -25,7 +25,7 @@ help:
 	@echo "make test   - lint, then go test over every module ($(MODULES))"
 	@echo "make lint   - gofmt, go vet, architecture and module-list checks"
 	@echo "make build  - build every binary into ./$(BIN_DIR)"
-	@echo "make bench  - gateway vs nginx (deployments/bench/run.sh), VM list and vm-service benchmarks"
+	@echo "make bench  - gateway vs nginx, VM list, media and service benchmarks (deployments/bench/)"
 
 deps:
 	@bash deployments/local/ensure-deps.sh
@@ -66,6 +66,7 @@ modules-check:
 bench:
 	bash deployments/bench/run.sh
 	bash deployments/bench/vms.sh
+	bash deployments/bench/media.sh
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./vm-service/internal/service/
 	$(GO) test -run '^$$' -bench . ./libs/outbox/
 

@@ -46,8 +46,8 @@ if [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN"
 	exit 1
 fi
 
-# shellcheck source=deployments/bench/wrk.sh
-source "$ROOT/deployments/bench/wrk.sh"
+# shellcheck source=deployments/bench/lib.sh
+source "$ROOT/deployments/bench/lib.sh"
 
 printf "%-10s %12s %10s %10s\n" target "req/s" p50 p99
 bench direct "http://$UPSTREAM/api/vms"

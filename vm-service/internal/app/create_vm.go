@@ -23,6 +23,7 @@ type CreateVMRequest struct {
 type CreateVM struct {
 	Repo       Repository
 	Hypervisor Hypervisor
+	Quotas     Quotas
 	Catalogue  domain.Catalogue
 	Power      *ChangePower
 	Host       string
@@ -40,18 +41,28 @@ func (uc CreateVM) Handle(ctx context.Context, caller Caller, req CreateVMReques
 		return nil, err
 	}
 	vm.Host = uc.Host
-	// Checked before touching the hypervisor so the common mistake costs nothing; the unique index
-	// still decides races.
+	// Name and quota are checked before touching the hypervisor so the common refusals cost nothing;
+	// the unique index and Add's admission decide races.
 	if taken, err := uc.Repo.NameTaken(ctx, vm.OwnerID, vm.Name); err != nil {
 		return nil, err
 	} else if taken {
 		return nil, domain.ErrNameTaken
 	}
+	limits, err := uc.Quotas.LimitsFor(ctx, vm.OwnerID)
+	if err != nil {
+		return nil, err
+	}
+	admit := func(used domain.Usage) error { return limits.Admit(used, 1, vm.CPU, vm.MemoryMiB) }
+	if used, err := uc.Repo.Usage(ctx, vm.OwnerID); err != nil {
+		return nil, err
+	} else if err := admit(used); err != nil {
+		return nil, err
+	}
 	spec := MachineSpec{UUID: vm.UUID, Name: vm.Name, CPU: vm.CPU, MemoryMiB: vm.MemoryMiB, DiskGB: vm.DiskGB}
 	if err := uc.Hypervisor.Create(ctx, spec); err != nil {
 		return nil, hypervisorError("create", err)
 	}
-	if err := uc.Repo.Add(ctx, vm); err != nil {
+	if err := uc.Repo.Add(ctx, vm, admit); err != nil {
 		// The request's context may be what failed; the undo must run regardless.
 		if undoErr := uc.Hypervisor.Delete(context.WithoutCancel(ctx), vm.UUID); undoErr != nil {
 			uc.Log.ErrorContext(ctx, "undo of a created machine failed; it is an orphan", "vm_uuid", vm.UUID, "err", undoErr)

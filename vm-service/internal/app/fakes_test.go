@@ -27,11 +27,14 @@ type memRepo struct {
 
 func newRepo() *memRepo { return &memRepo{vms: map[uuid.UUID]*domain.VM{}} }
 
-func (r *memRepo) Add(_ context.Context, vm *domain.VM) error {
+func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failAdd != nil {
 		return r.failAdd
+	}
+	if err := admit(r.usage(vm.OwnerID)); err != nil {
+		return err
 	}
 	for _, o := range r.vms {
 		if o.OwnerID == vm.OwnerID && o.Name == vm.Name {
@@ -44,6 +47,22 @@ func (r *memRepo) Add(_ context.Context, vm *domain.VM) error {
 	r.vms[vm.UUID] = &c
 	r.events = append(r.events, "updated")
 	return nil
+}
+
+func (r *memRepo) Usage(_ context.Context, ownerID int64) (domain.Usage, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.usage(ownerID), nil
+}
+
+func (r *memRepo) usage(ownerID int64) domain.Usage {
+	var u domain.Usage
+	for _, vm := range r.vms {
+		if vm.OwnerID == ownerID {
+			u.VMs, u.CPU, u.MemoryMiB = u.VMs+1, u.CPU+vm.CPU, u.MemoryMiB+vm.MemoryMiB
+		}
+	}
+	return u
 }
 
 func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
@@ -225,3 +244,11 @@ func (h *fakeHypervisor) States(context.Context) (map[uuid.UUID]domain.Status, e
 }
 
 var errBoom = errors.New("boom")
+
+type fixedQuota domain.Limits
+
+func (q fixedQuota) LimitsFor(context.Context, int64) (domain.Limits, error) {
+	return domain.Limits(q), nil
+}
+
+var roomy = fixedQuota{VMs: 100, CPU: 100, MemoryMiB: 1 << 20}

@@ -12,8 +12,12 @@ import (
 // Repository keeps VMs. Every write stores the VM's event in the same transaction (the outbox), so a
 // change and its announcement never part.
 type Repository interface {
-	// Add stores a new VM; domain.ErrNameTaken when its owner already has one of that name.
-	Add(ctx context.Context, vm *domain.VM) error
+	// Add stores a new VM once admit accepted its owner's usage; no other Add of the same owner runs
+	// between the two, so concurrent creates cannot overrun a quota together. domain.ErrNameTaken
+	// when the owner already has a VM of that name.
+	Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) error) error
+	// Usage is what an owner's VMs hold, stopped ones included.
+	Usage(ctx context.Context, ownerID int64) (domain.Usage, error)
 	// Get finds a VM by reference; domain.ErrVMNotFound when there is none.
 	Get(ctx context.Context, ref domain.Ref) (*domain.VM, error)
 	// List returns one owner's VMs, or everyone's when ownerID is 0, oldest first.
@@ -25,6 +29,11 @@ type Repository interface {
 	Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error)
 	// Remove deletes the VM and writes its deletion event.
 	Remove(ctx context.Context, vm *domain.VM) error
+}
+
+// Quotas knows each user's limits.
+type Quotas interface {
+	LimitsFor(ctx context.Context, ownerID int64) (domain.Limits, error)
 }
 
 // Clock is the time source, fixed in tests.

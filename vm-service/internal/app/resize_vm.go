@@ -9,6 +9,7 @@ import (
 // ResizeVM is the update action: new CPU and memory for a stopped VM.
 type ResizeVM struct {
 	Repo       Repository
+	Quotas     Quotas
 	Hypervisor Hypervisor
 	Now        Clock
 }
@@ -16,6 +17,9 @@ type ResizeVM struct {
 func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, cpu, memoryMiB int) (*domain.VM, error) {
 	vm, err := load(ctx, uc.Repo, caller, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := uc.admit(ctx, vm, cpu, memoryMiB); err != nil {
 		return nil, err
 	}
 	if _, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
@@ -41,4 +45,17 @@ func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, cp
 		return nil, hypervisorError("update", opErr)
 	}
 	return done, err
+}
+
+// admit checks the growth against the owner's quota; shrinking always passes.
+func (uc ResizeVM) admit(ctx context.Context, vm *domain.VM, cpu, memoryMiB int) error {
+	limits, err := uc.Quotas.LimitsFor(ctx, vm.OwnerID)
+	if err != nil {
+		return err
+	}
+	used, err := uc.Repo.Usage(ctx, vm.OwnerID)
+	if err != nil {
+		return err
+	}
+	return limits.Admit(used, 0, cpu-vm.CPU, memoryMiB-vm.MemoryMiB)
 }

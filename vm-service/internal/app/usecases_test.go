@@ -30,7 +30,7 @@ type world struct {
 func newWorld() *world {
 	w := &world{repo: newRepo(), hv: newHypervisor()}
 	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Now: clock}
-	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
+	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
 	return w
 }
 
@@ -202,7 +202,7 @@ func TestPower_HypervisorFailure_FreesTheVM(t *testing.T) {
 func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	resize := app.ResizeVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Now: clock}
 	ctx := context.Background()
 	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 0, 64); domain.KindOf(err) != domain.KindInvalid {
 		t.Fatalf("cpu 0: %v", err)
@@ -278,5 +278,33 @@ func TestObserveAndResync_Converge(t *testing.T) {
 	_ = (app.Resync{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx)
 	if len(w.repo.events) != before {
 		t.Fatal("a resync with nothing to repair wrote events")
+	}
+}
+
+func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T) {
+	w := newWorld()
+	w.create.Quotas = fixedQuota{VMs: 2, CPU: 3, MemoryMiB: 256}
+	ctx := context.Background()
+	w.vm(t, alice, "a")
+	b := w.vm(t, alice, "b")
+	_, err := w.create.Handle(ctx, alice, app.CreateVMRequest{Name: "c", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
+	if domain.KindOf(err) != domain.KindQuotaExceeded || err.Error() != "Quota exceeded: vms 3/2" {
+		t.Fatalf("third VM: %v", err)
+	}
+	if w.hv.count("create") != 2 {
+		t.Fatal("a refused create reached the hypervisor")
+	}
+	// Another user is not affected.
+	w.vm(t, bob, "a")
+
+	resize := app.ResizeVM{Repo: w.repo, Quotas: w.create.Quotas, Hypervisor: w.hv, Now: clock}
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), 3, 64); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
+		t.Fatalf("resize over the cpu quota: %v", err)
+	}
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), 2, 128); err != nil {
+		t.Fatalf("resize within the quota: %v", err)
+	}
+	if w.hv.count("resize") != 1 {
+		t.Fatal("a refused resize reached the hypervisor")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"limen/libs/pgdb"
 	"limen/libs/telemetry"
 	"limen/libs/web"
+	"limen/vm-service/internal/adapters/defaultquota"
 	"limen/vm-service/internal/adapters/libvirt"
 	"limen/vm-service/internal/adapters/osfile"
 	"limen/vm-service/internal/adapters/postgres"
@@ -49,6 +50,9 @@ type Config struct {
 	StopTimeout    time.Duration `env:"LIMEN_VM_STOP_TIMEOUT" envDefault:"60s" validate:"gt=0"`
 	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
 	HostName       string        `env:"LIMEN_HOST_NAME"`
+	QuotaVMs       int           `env:"LIMEN_QUOTA_MAX_VMS" envDefault:"10" validate:"gte=0"`
+	QuotaCPU       int           `env:"LIMEN_QUOTA_MAX_CPU" envDefault:"16" validate:"gte=0"`
+	QuotaMemoryMiB int           `env:"LIMEN_QUOTA_MAX_MEMORY" envDefault:"32768" validate:"gte=0"`
 	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
 	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
 }
@@ -90,6 +94,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		host, _ = os.Hostname()
 	}
 	repo := postgres.NewVMs(pool, outbox.NewWriter(Name))
+	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
 	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Now: now}
 
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
@@ -97,9 +102,9 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	porthttp.Mount(fiberApp, porthttp.UseCases{
 		List:    app.ListVMs{Repo: repo},
 		Get:     app.GetVM{Repo: repo},
-		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
+		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
 		Power:   power,
-		Resize:  app.ResizeVM{Repo: repo, Hypervisor: hypervisor, Now: now},
+		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Now: now},
 		Delete:  app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Now: now},
 		OSTypes: app.ListOSTypes{Catalogue: catalogue},
 	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})

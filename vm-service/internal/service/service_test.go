@@ -48,7 +48,7 @@ type stack struct {
 	stopped chan struct{}
 }
 
-func newStack(t testing.TB) *stack {
+func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := libvirttest.Shared(t)
@@ -77,7 +77,10 @@ func newStack(t testing.TB) *stack {
 		KafkaBrokers: broker.ListenAddrs(), JWKSURL: keys.JWKSURL, Issuer: "limen", Audience: "limen-api",
 		InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
 		StoragePath: filepath.Join(d.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
-		HostName: "test-host",
+		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20,
+	}
+	for _, c := range configure {
+		c(&cfg)
 	}
 	s.svc, err = service.New(ctx, cfg, pool, conn, log, nil)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"limen/libs/testkit/libvirttest"
+	"limen/vm-service/internal/service"
 )
 
 func TestOwnership_UsersSeeTheirOwn_AdminsAll_PeersThroughTheInternalAPI(t *testing.T) {
@@ -201,4 +203,21 @@ func TestBrokerDown_EventsWaitAndArriveWhenItReturns(t *testing.T) {
 	s.broker = broker
 	t.Cleanup(broker.Close)
 	s.events(vm.UUID, "limen.vm.updated")
+}
+
+func TestQuota_403WithTheContractsMessage_NothingCreated(t *testing.T) {
+	s := newStack(t, func(c *service.Config) { c.QuotaVMs, c.QuotaCPU, c.QuotaMemoryMiB = 1, 2, 128 })
+	alice := s.token(1, "user")
+	vm := s.create(alice, "only")
+	a := s.call("POST", "/api/vms", alice, `{"name":"second","cpu":1,"memory":64,"os_type":"other"}`)
+	if a.status != http.StatusForbidden || string(a.body) != `{"code":403,"message":"Quota exceeded: vms 2/1"}` {
+		t.Fatalf("over the VM quota: %d %s", a.status, a.body)
+	}
+	code, _, msg := s.action(alice, vm.UUID, `{"action":"update","cpu":2,"memory":256}`)
+	if code != http.StatusForbidden || !strings.Contains(msg, "Quota exceeded: memory 256/128") {
+		t.Fatalf("resize over the memory quota: %d %s", code, msg)
+	}
+	if domains, _, err := s.libvirt().ConnectListAllDomains(1, 0); err != nil || len(domains) != 1 {
+		t.Fatalf("domains: %d (%v)", len(domains), err)
+	}
 }

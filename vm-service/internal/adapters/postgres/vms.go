@@ -55,9 +55,20 @@ func scanVM(row pgx.Row) (*domain.VM, error) {
 	return &vm, nil
 }
 
-func (r *VMs) Add(ctx context.Context, vm *domain.VM) error {
+func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status,
+		// One owner's creates take turns from here to commit, so each sees the others' VMs.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('limen-vm-owner:' || $1::bigint, 0))`, vm.OwnerID); err != nil {
+			return err
+		}
+		used, err := usage(ctx, tx, vm.OwnerID)
+		if err != nil {
+			return err
+		}
+		if err := admit(used); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status,
 			status_reason, host, version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
 			vm.UUID, vm.OwnerID, vm.Name, vm.CPU, vm.MemoryMiB, vm.OSType, vm.DiskGB, string(vm.Status),
@@ -71,6 +82,19 @@ func (r *VMs) Add(ctx context.Context, vm *domain.VM) error {
 		}
 		return r.publish(ctx, tx, TypeUpdated, vm, vm.Version)
 	})
+}
+
+func (r *VMs) Usage(ctx context.Context, ownerID int64) (domain.Usage, error) {
+	return usage(ctx, r.pool, ownerID)
+}
+
+func usage(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, ownerID int64) (domain.Usage, error) {
+	var u domain.Usage
+	err := q.QueryRow(ctx, `SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory_mib), 0) FROM vms WHERE owner_id = $1`,
+		ownerID).Scan(&u.VMs, &u.CPU, &u.MemoryMiB)
+	return u, err
 }
 
 func (r *VMs) Get(ctx context.Context, ref domain.Ref) (*domain.VM, error) {

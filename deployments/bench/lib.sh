@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# lib.sh — sourced by the benchmark scripts: the real local stack on private ports, and wrk runs.
+
+# start_stack NAME — runs make run's run.sh with its own data directory, ports and libvirt pools (the
+# host's libvirtd; started by run.sh when absent) and waits until it is up. Sets DIR, PG_PORT,
+# GATEWAY, VM_ADDR, MEDIA_ADDR, TOKEN (the admin's) and the EXIT trap that stops it all again.
+start_stack() {
+	bash deployments/local/ensure-deps.sh # libvirtd and its configuration, as make run has them
+	DIR=$(mktemp -d "/tmp/limen-bench-$1.XXXXXX")
+	chmod 755 "$DIR" # postgres (as its own user) must reach the data directory
+	POOLS=("limen-bench-vms-$$" "limen-bench-isos-$$") # removed at the end: the host stays as it was
+	STACK=
+	trap stop_stack EXIT
+	free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+	PG_PORT=$(free_port) VM_ADDR=127.0.0.1:$(free_port) MEDIA_ADDR=127.0.0.1:$(free_port) GATEWAY=127.0.0.1:$(free_port)
+	: >"$DIR/stack.log"
+	LIMEN_DATA_DIR=$DIR/data LIMEN_PG_PORT=$PG_PORT LIMEN_KAFKA_ADDR=127.0.0.1:$(free_port) \
+		LIMEN_AUTH_ADDR=127.0.0.1:$(free_port) LIMEN_VM_ADDR=$VM_ADDR LIMEN_MEDIA_ADDR=$MEDIA_ADDR \
+		LIMEN_GATEWAY_ADDR=$GATEWAY LIMEN_LOG_TEE=0 LOG_LEVEL=warn LIMEN_RESYNC_INTERVAL=1h \
+		LIMEN_STORAGE_POOL=${POOLS[0]} LIMEN_ISO_POOL=${POOLS[1]} LIMEN_VM_STOP_TIMEOUT=2s \
+		bash deployments/local/run.sh >"$DIR/stack.log" 2>&1 &
+	STACK=$!
+	for _ in $(seq 600); do
+		grep -q "LIMEN is up" "$DIR/stack.log" && break
+		kill -0 "$STACK" 2>/dev/null || {
+			cat "$DIR/stack.log" >&2
+			exit 1
+		}
+		sleep 0.5
+	done
+	grep -q "starting media-service on" "$DIR/stack.log" || {
+		echo "vm-service and media-service did not start (no libvirt?)" >&2
+		exit 1
+	}
+	TOKEN=$(curl -fs -H 'Content-Type: application/json' \
+		-d "{\"username\":\"admin\",\"password\":\"$(cat "$DIR/data/admin-password")\"}" \
+		"http://$GATEWAY/api/auth/login" | json_field token)
+}
+
+stop_stack() {
+	if [[ -n "$STACK" ]]; then
+		kill -TERM "$STACK" 2>/dev/null || true
+		wait "$STACK" 2>/dev/null || true
+		for pool in "${POOLS[@]}"; do
+			virsh -q -c qemu:///system pool-destroy "$pool" >/dev/null 2>&1 || true
+			virsh -q -c qemu:///system pool-undefine "$pool" >/dev/null 2>&1 || true
+		done
+	fi
+	rm -rf "$DIR"
+}
+
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+
+# bench NAME URL [wrk args...] prints "NAME req/s p50 p99" after a 2 s warm-up. Needs THREADS,
+# CONNECTIONS, DURATION and DIR.
+bench() {
+	local name=$1 url=$2
+	shift 2
+	wrk -t"$(( CONNECTIONS < THREADS ? CONNECTIONS : THREADS ))" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null
+	wrk -t"$(( CONNECTIONS < THREADS ? CONNECTIONS : THREADS ))" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$DIR/wrk-$name.out"
+	awk -v name="$name" '
+		/Requests\/sec/ { rps = $2 }
+		$1 == "50%" { p50 = $2 }
+		$1 == "99%" { p99 = $2 }
+		/Non-2xx/ { bad = $NF }
+		END { printf "%-10s %12s %10s %10s %s\n", name, rps, p50, p99, (bad ? "non-2xx: " bad : "") }' "$DIR/wrk-$name.out"
+}
