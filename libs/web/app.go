@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
@@ -44,7 +45,10 @@ func NewApp(cfg AppConfig) *fiber.App {
 		bodyLimit = 1 << 20
 	}
 	app := fiber.New(fiber.Config{
-		AppName:                 cfg.Service,
+		AppName: cfg.Service,
+		// Fiber's recommended drop-in for encoding/json: a list of 1,000 VMs encodes in a fraction
+		// of the time, and the list is the frontend's most frequent call.
+		JSONEncoder:             gojson.Marshal,
 		BodyLimit:               bodyLimit,
 		ErrorHandler:            ErrorHandler(cfg.Logger),
 		DisableStartupMessage:   true,

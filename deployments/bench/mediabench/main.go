@@ -42,16 +42,21 @@ func main() {
 	}
 	c := client{base: *gateway, token: *token}
 
-	attach, eject, failures := c.swaps(*vm, images, *n)
-	fmt.Printf("through the gateway: %d swaps, %d failures; attach median %s, eject median %s\n", *n, failures, attach, eject)
-	raw := rawSwaps(*socket, uuid.MustParse(*vm), images, *n)
-	fmt.Printf("raw DomainUpdateDeviceFlags (live|config): median %s\n", raw)
-	fmt.Printf("attach through the gateway / raw: %.2fx\n", float64(attach)/float64(raw))
+	raw := newRawDrive(*socket, uuid.MustParse(*vm))
+	defer raw.close()
+	attach, rawAttach, eject, failures := c.swaps(*vm, images, *n, raw)
+	fmt.Printf("through the gateway: %d attaches and %d ejects back to back, %d failures\n", *n, *n, failures)
+	fmt.Printf("  attach median %s, eject median %s\n", attach, eject)
+	fmt.Printf("raw DomainUpdateDeviceFlags (live|config), interleaved with those: median %s\n", rawAttach)
+	fmt.Printf("attach through the gateway / raw: %.2fx\n", float64(attach)/float64(rawAttach))
 
 	if *uploadBytes > 0 {
 		c.upload(*uploadBytes, *pids)
 	}
 }
+
+// settle is the pause before each measured attach.
+const settle = 100 * time.Millisecond
 
 type client struct{ base, token string }
 
@@ -86,14 +91,31 @@ func (c client) media(vm string, body map[string]string) (time.Duration, bool) {
 	return took, true
 }
 
-// swaps attaches the two images alternately, back to back, then ejects as often.
-func (c client) swaps(vm string, images []string, n int) (attach, eject time.Duration, failures int) {
-	var attaches, ejects []time.Duration
+// swaps attaches the two images alternately, then ejects as often. Each attach through the gateway is
+// paired with a raw change on the same guest, in alternating order and after the same pause, so both
+// see the same conditions: QEMU's media change time drifts by tens of percent over a run and depends
+// on how recently the tray last moved.
+func (c client) swaps(vm string, images []string, n int, raw *rawDrive) (attach, rawAttach, eject time.Duration, failures int) {
+	var attaches, raws, ejects []time.Duration
 	for i := range n {
-		took, ok := c.media(vm, map[string]string{"action": "attach", "iso_path": images[i%2]})
-		attaches = append(attaches, took)
-		if !ok {
-			failures++
+		viaGateway := func() {
+			time.Sleep(settle)
+			took, ok := c.media(vm, map[string]string{"action": "attach", "iso_path": images[i%2]})
+			attaches = append(attaches, took)
+			if !ok {
+				failures++
+			}
+		}
+		bare := func() {
+			time.Sleep(settle)
+			raws = append(raws, raw.change(images[(i+1)%2]))
+		}
+		if i%2 == 0 {
+			viaGateway()
+			bare()
+		} else {
+			bare()
+			viaGateway()
 		}
 	}
 	for range n {
@@ -103,7 +125,7 @@ func (c client) swaps(vm string, images []string, n int) (attach, eject time.Dur
 			failures++
 		}
 	}
-	return median(attaches), median(ejects), failures
+	return median(attaches), median(raws), median(ejects), failures
 }
 
 type cdrom struct {
@@ -127,37 +149,39 @@ type target struct {
 	Bus string `xml:"bus,attr"`
 }
 
-// rawSwaps is the floor: the same media changes as bare libvirt calls, ending with an empty drive.
-func rawSwaps(socket string, vm uuid.UUID, images []string, n int) time.Duration {
+// rawDrive changes the guest's CD-ROM with bare libvirt calls: the floor the service is compared with.
+type rawDrive struct {
+	l   *libvirt.Libvirt
+	dom libvirt.Domain
+}
+
+func newRawDrive(socket string, vm uuid.UUID) *rawDrive {
 	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(socket)))
 	if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
 		fail(err)
 	}
-	defer l.Disconnect()
 	dom, err := l.DomainLookupByUUID(libvirt.UUID(vm))
 	if err != nil {
 		fail(err)
 	}
-	change := func(path string) time.Duration {
-		d := cdrom{Type: "file", Device: "cdrom", Driver: driver{Name: "qemu", Type: "raw"},
-			Target: target{Dev: "sda", Bus: "sata"}, ReadOnly: &struct{}{}}
-		if path != "" {
-			d.Source = &source{File: path}
-		}
-		def, _ := xml.Marshal(d)
-		start := time.Now()
-		if err := l.DomainUpdateDeviceFlags(dom, string(def), libvirt.DomainDeviceModifyLive|libvirt.DomainDeviceModifyConfig); err != nil {
-			fail(err)
-		}
-		return time.Since(start)
-	}
-	var took []time.Duration
-	for i := range n {
-		took = append(took, change(images[i%2]))
-	}
-	change("")
-	return median(took)
+	return &rawDrive{l: l, dom: dom}
 }
+
+func (r *rawDrive) change(path string) time.Duration {
+	d := cdrom{Type: "file", Device: "cdrom", Driver: driver{Name: "qemu", Type: "raw"},
+		Target: target{Dev: "sda", Bus: "sata"}, ReadOnly: &struct{}{}}
+	if path != "" {
+		d.Source = &source{File: path}
+	}
+	def, _ := xml.Marshal(d)
+	start := time.Now()
+	if err := r.l.DomainUpdateDeviceFlags(r.dom, string(def), libvirt.DomainDeviceModifyLive|libvirt.DomainDeviceModifyConfig); err != nil {
+		fail(err)
+	}
+	return time.Since(start)
+}
+
+func (r *rawDrive) close() { _ = r.l.Disconnect() }
 
 // upload streams size bytes as an ISO through the gateway while sampling the watched processes' RSS.
 func (c client) upload(size int64, pids string) {
