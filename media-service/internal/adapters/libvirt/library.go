@@ -108,11 +108,19 @@ func (lib *Library) Resolve(ctx context.Context, isoPath string) (domain.ISO, er
 	if !domain.IsISOName(name) {
 		return domain.ISO{}, domain.ErrOutsideLibrary
 	}
-	l, pool, err := lib.openPool()
+	// An attach names a file the list showed, so the last scan knows it; only a miss pays for a rescan
+	// (a file copied in since).
+	l, pool, err := lib.lookupPool()
 	if err != nil {
 		return domain.ISO{}, err
 	}
 	v, err := lookupVolume(l, pool, name)
+	if isCode(err, golibvirt.ErrNoStorageVol) {
+		if l, pool, err = lib.openPool(); err != nil {
+			return domain.ISO{}, err
+		}
+		v, err = lookupVolume(l, pool, name)
+	}
 	switch {
 	case isCode(err, golibvirt.ErrNoStorageVol):
 		// libvirt skips what it cannot use as a volume (a dangling symlink, say): a file there is
@@ -219,6 +227,18 @@ func (lib *Library) Delete(_ context.Context, name string) error {
 // openPool refreshes the pool before every use: ISOs are also copied into the directory by hand, and
 // libvirt only notices files on a refresh.
 func (lib *Library) openPool() (*golibvirt.Libvirt, golibvirt.StoragePool, error) {
+	l, pool, err := lib.lookupPool()
+	if err != nil {
+		return nil, golibvirt.StoragePool{}, err
+	}
+	if err := l.StoragePoolRefresh(pool, 0); err != nil {
+		return nil, golibvirt.StoragePool{}, fmt.Errorf("refresh ISO pool %s: %w", lib.pool, err)
+	}
+	return l, pool, nil
+}
+
+// lookupPool is the pool as libvirt last scanned it.
+func (lib *Library) lookupPool() (*golibvirt.Libvirt, golibvirt.StoragePool, error) {
 	l, err := lib.client()
 	if err != nil {
 		return nil, golibvirt.StoragePool{}, err
@@ -226,9 +246,6 @@ func (lib *Library) openPool() (*golibvirt.Libvirt, golibvirt.StoragePool, error
 	pool, err := l.StoragePoolLookupByName(lib.pool)
 	if err != nil {
 		return nil, golibvirt.StoragePool{}, fmt.Errorf("ISO pool %s: %w", lib.pool, err)
-	}
-	if err := l.StoragePoolRefresh(pool, 0); err != nil {
-		return nil, golibvirt.StoragePool{}, fmt.Errorf("refresh ISO pool %s: %w", lib.pool, err)
 	}
 	return l, pool, nil
 }

@@ -289,3 +289,20 @@ func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 		t.Fatalf("Resolve after the upload = %+v, %v", iso, err)
 	}
 }
+
+func TestResolve_AFileCopiedInSinceTheLastScan(t *testing.T) {
+	l := connect(t)
+	lib, dir := newLibrary(t, l)
+	if _, err := lib.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := makeISO(t, dir, "late.iso", "LATE")
+	iso, err := lib.Resolve(context.Background(), path)
+	if err != nil || iso.Path != path {
+		t.Fatalf("by path: %+v %v", iso, err)
+	}
+	makeISO(t, dir, "later.iso", "LATER")
+	if iso, err := lib.Resolve(context.Background(), "later.iso"); err != nil || iso.Name != "later.iso" {
+		t.Fatalf("by name: %+v %v", iso, err)
+	}
+}
