@@ -11,8 +11,8 @@ source deployments/bench/lib.sh
 SWAPS=${BENCH_SWAPS:-100}
 UPLOAD_MIB=${BENCH_UPLOAD_MIB:-1024}
 
-go build -o /tmp/limen-mediabench ./deployments/bench/mediabench
 start_stack media
+go build -o "$DIR/mediabench" ./deployments/bench/mediabench
 ISOS=$DIR/data/isos
 for name in first second; do
 	mkdir -p "$DIR/src-$name" && echo "$name" >"$DIR/src-$name/readme.txt"
@@ -22,6 +22,6 @@ VM=$(curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/js
 	-d '{"name":"media bench","cpu":1,"memory":64,"os_type":"other","start":true}' \
 	"http://$GATEWAY/api/vms" | json_field uuid)
 pid_of() { pgrep -f "^$DIR/data/bin/$1\$" | head -n 1; }
-/tmp/limen-mediabench -gateway "http://$GATEWAY" -token "$TOKEN" -vm "$VM" -isos "$ISOS/first.iso,$ISOS/second.iso" \
+"$DIR/mediabench" -gateway "http://$GATEWAY" -token "$TOKEN" -vm "$VM" -isos "$ISOS/first.iso,$ISOS/second.iso" \
 	-n "$SWAPS" -upload $((UPLOAD_MIB << 20)) -pids "gateway=$(pid_of gateway),media-service=$(pid_of media-service)"
 curl -fs -X DELETE -H "Authorization: Bearer $TOKEN" "http://$GATEWAY/api/vms/$VM" >/dev/null
