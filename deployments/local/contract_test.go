@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -211,4 +213,58 @@ func checkMediaContract(t *testing.T, base, adminPassword string) {
 	if media.body["attached"] != false || media.body["media_path"] != "" {
 		t.Fatalf("after detach: %s", media.raw)
 	}
+}
+
+// checkLiveStatus follows one VM through CONTRACT "Live status WebSocket" on the real stack: the
+// change goes vm-service -> outbox -> broker -> gateway -> socket, and a media change likewise.
+func checkLiveStatus(t *testing.T, base, adminPassword string) {
+	c := apiClient{t: t, base: base}
+	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
+	token := admin.body["token"].(string)
+
+	if _, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws/vm-status?token=forged", nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("forged token: %v %v", resp, err)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws/vm-status?token="+token, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	next := func(want string, match func(map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_ = ws.SetReadDeadline(deadline)
+			var msg map[string]any
+			if err := ws.ReadJSON(&msg); err != nil {
+				t.Fatalf("waiting for %s: %v", want, err)
+			}
+			if msg["type"] == want && (match == nil || match(msg)) {
+				return msg
+			}
+		}
+	}
+	next("vm_list", nil)
+
+	vm := c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "live vm", "cpu": 1, "memory": 64, "os_type": "other"}), 201, "")
+	uuid := vm.body["uuid"].(string)
+	ofVM := func(msg map[string]any) bool {
+		v, _ := msg["vm"].(map[string]any)
+		return v["uuid"] == uuid
+	}
+	if update := next("vm_update", ofVM); update["vm"].(map[string]any)["status"] != "Stopped" || update["seq"] == nil {
+		t.Fatalf("vm_update after create: %v", update)
+	}
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/action", token, map[string]any{"action": "start"}), 200, "VM started")
+	next("vm_update", func(msg map[string]any) bool { return ofVM(msg) && msg["vm"].(map[string]any)["status"] == "Running" })
+
+	c.expect(c.call("POST", "/api/vms/"+uuid+"/media", token, map[string]any{"action": "attach", "iso_path": "stack-test.iso"}), 200, "Media attached successfully")
+	media := next("media_update", func(msg map[string]any) bool { return msg["vm_uuid"] == uuid })
+	if media["attached"] != true || !strings.HasSuffix(media["media_path"].(string), "/stack-test.iso") {
+		t.Fatalf("media_update: %v", media)
+	}
+
+	c.expect(c.call("DELETE", "/api/vms/"+uuid, token, nil), 200, "VM deleted")
+	next("vm_delete", ofVM)
+	next("vm_list", nil)
 }

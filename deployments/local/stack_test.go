@@ -151,6 +151,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// failed logins that lock this client address out).
 	checkVMContract(t, "http://"+gwAddr, password)
 	checkMediaContract(t, "http://"+gwAddr, password)
+	checkLiveStatus(t, "http://"+gwAddr, password)
 	checkAuthContract(t, "http://"+gwAddr, password)
 
 	// 4. SIGTERM to the process group: everything stops, exit 0, within 30 s.
