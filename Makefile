@@ -62,6 +62,10 @@ modules-check:
 		[[ " $(MODULES) " == *" $$dir "* ]] || missing+=("$$dir"); \
 	done; \
 	if (( $${#missing[@]} )); then echo "go.work uses modules missing from MODULES in the Makefile: $${missing[*]}"; exit 1; fi
+	@# The Dockerfiles build each module on its own (GOWORK=off): its go.mod and go.sum must be complete.
+	@for dir in $(MODULES); do \
+		(cd $$dir && $(GO) mod tidy -diff >/dev/null) || { echo "$$dir: go.mod/go.sum are not tidy (run: cd $$dir && go mod tidy)"; exit 1; }; \
+	done
 
 bench:
 	bash deployments/bench/run.sh
