@@ -133,8 +133,10 @@ func (r *memRepo) Remove(_ context.Context, vm *domain.VM) error {
 
 // fakeHypervisor records calls; gate, when set, holds Start until closed.
 type fakeHypervisor struct {
-	mu        sync.Mutex
-	machines  map[uuid.UUID]domain.Status
+	mu       sync.Mutex
+	machines map[uuid.UUID]domain.Status
+	// created is when this installation defined each machine; machines missing here are foreign.
+	created   map[uuid.UUID]time.Time
 	calls     []string
 	gate      chan struct{}
 	failWith  error
@@ -142,7 +144,7 @@ type fakeHypervisor struct {
 }
 
 func newHypervisor() *fakeHypervisor {
-	return &fakeHypervisor{machines: map[uuid.UUID]domain.Status{}}
+	return &fakeHypervisor{machines: map[uuid.UUID]domain.Status{}, created: map[uuid.UUID]time.Time{}}
 }
 
 func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) error {
@@ -185,7 +187,18 @@ func (h *fakeHypervisor) Create(_ context.Context, spec app.MachineSpec) error {
 		return h.failWith
 	}
 	h.machines[spec.UUID] = domain.StatusStopped
+	h.created[spec.UUID] = now
 	return nil
+}
+
+func (h *fakeHypervisor) OwnedSince(_ context.Context, id uuid.UUID) (time.Time, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.machines[id]; !ok {
+		return time.Time{}, false, app.ErrMachineNotFound
+	}
+	created, ok := h.created[id]
+	return created, ok, nil
 }
 
 func (h *fakeHypervisor) Start(_ context.Context, id uuid.UUID) error {

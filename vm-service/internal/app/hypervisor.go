@@ -43,6 +43,9 @@ type Hypervisor interface {
 	Delete(ctx context.Context, id uuid.UUID) error
 	// State reports one domain's run state.
 	State(ctx context.Context, id uuid.UUID) (domain.Status, error)
+	// OwnedSince says when this installation defined the domain; owned is false for a domain another
+	// installation, or somebody by hand, defined.
+	OwnedSince(ctx context.Context, id uuid.UUID) (created time.Time, owned bool, err error)
 	// States reports the run state of every LIMEN domain in one call.
 	States(ctx context.Context) (map[uuid.UUID]domain.Status, error)
 }

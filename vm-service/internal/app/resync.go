@@ -4,18 +4,25 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
 
 	"limen/vm-service/internal/domain"
 )
 
 // Resync repairs what lifecycle events missed (a dropped connection, a restart of either side) with
-// one bulk read of the hypervisor: statuses converge, VMs whose domain vanished become Error, and
-// deletes interrupted after the hypervisor let go are finished.
+// one bulk read of the hypervisor: statuses converge, VMs whose domain vanished become Error, deletes
+// interrupted after the hypervisor let go are finished, and domains this installation defined but
+// never recorded (a crash between the two steps of a create) are removed once OrphanGrace has passed.
 type Resync struct {
 	Repo       Repository
 	Hypervisor Hypervisor
-	Now        Clock
-	Log        *slog.Logger
+	// OrphanGrace is how long a domain may exist without its row: far longer than a create takes
+	// between defining the domain and recording it.
+	OrphanGrace time.Duration
+	Now         Clock
+	Log         *slog.Logger
 }
 
 func (uc Resync) Handle(ctx context.Context) error {
@@ -28,7 +35,9 @@ func (uc Resync) Handle(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	known := make(map[uuid.UUID]bool, len(vms))
 	for _, vm := range vms {
+		known[vm.UUID] = true
 		status, present := states[vm.UUID]
 		reason := ""
 		if !present {
@@ -60,5 +69,31 @@ func (uc Resync) Handle(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	for id := range states {
+		if !known[id] {
+			errs = append(errs, uc.removeOrphan(ctx, id))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func (uc Resync) removeOrphan(ctx context.Context, id uuid.UUID) error {
+	created, owned, err := uc.Hypervisor.OwnedSince(ctx, id)
+	if err != nil || !owned || uc.Now().Sub(created) < uc.OrphanGrace {
+		return ignoreMissing(err)
+	}
+	// A row may have appeared since the list was read: only a domain still without one goes.
+	if _, err := uc.Repo.Get(ctx, domain.ByUUID(id)); !errors.Is(err, domain.ErrVMNotFound) {
+		return err
+	}
+	uc.Log.WarnContext(ctx, "removing a domain this installation defined but never recorded", "vm_uuid", id, "created", created)
+	return uc.Hypervisor.Delete(ctx, id)
+}
+
+// ignoreMissing treats a domain deleted meanwhile as nothing to do.
+func ignoreMissing(err error) error {
+	if errors.Is(err, ErrMachineNotFound) {
+		return nil
+	}
+	return err
 }

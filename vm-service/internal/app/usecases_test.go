@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
@@ -306,5 +309,29 @@ func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T
 	}
 	if w.hv.count("resize") != 1 {
 		t.Fatal("a refused resize reached the hypervisor")
+	}
+}
+
+func TestResync_RemovesOnlyOwnOrphansPastTheGrace(t *testing.T) {
+	w := newWorld()
+	ctx := context.Background()
+	kept := w.vm(t, alice, "kept")
+	orphan, young, foreign := uuid.New(), uuid.New(), uuid.New()
+	for _, id := range []uuid.UUID{orphan, young, foreign} {
+		w.hv.machines[id] = domain.StatusStopped
+	}
+	w.hv.created[orphan] = now.Add(-time.Hour)
+	w.hv.created[young] = now.Add(-time.Minute)
+	resync := app.Resync{Repo: w.repo, Hypervisor: w.hv, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
+	if err := resync.Handle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.hv.machines[orphan]; ok {
+		t.Fatal("an old orphan of this installation survived")
+	}
+	for name, id := range map[string]uuid.UUID{"a recorded VM": kept.UUID, "a create in flight": young, "another installation's domain": foreign} {
+		if _, ok := w.hv.machines[id]; !ok {
+			t.Errorf("%s was removed", name)
+		}
 	}
 }

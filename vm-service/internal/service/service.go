@@ -49,6 +49,7 @@ type Config struct {
 	OSTypesFile    string        `env:"LIMEN_OS_TYPES_FILE"`
 	StopTimeout    time.Duration `env:"LIMEN_VM_STOP_TIMEOUT" envDefault:"60s" validate:"gt=0"`
 	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
+	OrphanGrace    time.Duration `env:"LIMEN_ORPHAN_GRACE" envDefault:"10m" validate:"gte=0"`
 	HostName       string        `env:"LIMEN_HOST_NAME"`
 	QuotaVMs       int           `env:"LIMEN_QUOTA_MAX_VMS" envDefault:"10" validate:"gte=0"`
 	QuotaCPU       int           `env:"LIMEN_QUOTA_MAX_CPU" envDefault:"16" validate:"gte=0"`
@@ -84,8 +85,12 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	if err := conn.WaitConnected(ctx); err != nil {
 		return nil, err
 	}
+	installation, err := postgres.Installation(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
 	hypervisor, err := libvirt.New(conn.Client, libvirt.Config{DomainType: cfg.DomainType, Pool: cfg.StoragePool,
-		PoolPath: cfg.StoragePath, Network: cfg.Network})
+		PoolPath: cfg.StoragePath, Network: cfg.Network, Installation: installation.String()})
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +119,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		conn:    conn,
 		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
 		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
-		resync:  app.Resync{Repo: repo, Hypervisor: hypervisor, Now: now, Log: log},
+		resync:  app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
 		every:   cfg.ResyncInterval,
 		log:     log,
 	}

@@ -77,7 +77,7 @@ func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 		KafkaBrokers: broker.ListenAddrs(), JWKSURL: keys.JWKSURL, Issuer: "limen", Audience: "limen-api",
 		InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
 		StoragePath: filepath.Join(d.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
-		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20,
+		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20, OrphanGrace: 10 * time.Minute,
 	}
 	for _, c := range configure {
 		c(&cfg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"limen/libs/testkit/libvirttest"
+	"limen/vm-service/internal/adapters/libvirt"
+	"limen/vm-service/internal/adapters/postgres"
+	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/service"
 )
 
@@ -219,5 +223,47 @@ func TestQuota_403WithTheContractsMessage_NothingCreated(t *testing.T) {
 	}
 	if domains, _, err := s.libvirt().ConnectListAllDomains(1, 0); err != nil || len(domains) != 1 {
 		t.Fatalf("domains: %d (%v)", len(domains), err)
+	}
+}
+
+func TestResync_RemovesADomainThisInstallationNeverRecorded(t *testing.T) {
+	s := newStack(t, func(c *service.Config) { c.OrphanGrace = 0 })
+	ctx := context.Background()
+	installation, err := postgres.Installation(ctx, s.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := libvirttest.Shared(t)
+	hypervisorOf := func(installation string) *libvirt.Hypervisor {
+		h, err := libvirt.New(s.conn.Client, libvirt.Config{DomainType: "qemu", Pool: "limen-vms",
+			PoolPath: filepath.Join(d.ImageDir(), "vms"), Installation: installation})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// As if vm-service had crashed between defining the domain and recording it.
+	orphan, foreign := uuid.New(), uuid.New()
+	ours, theirs := hypervisorOf(installation.String()), hypervisorOf(uuid.NewString())
+	for h, id := range map[*libvirt.Hypervisor]uuid.UUID{ours: orphan, theirs: foreign} {
+		if err := h.Create(ctx, app.MachineSpec{UUID: id, Name: "crash", CPU: 1, MemoryMiB: 64, DiskGB: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = theirs.Delete(ctx, foreign); _ = ours.Delete(ctx, orphan) })
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.libvirt().DomainLookupByUUID(golibvirt.UUID(orphan))
+		if golibvirt.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphan is still defined: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := s.libvirt().DomainLookupByUUID(golibvirt.UUID(foreign)); err != nil {
+		t.Fatalf("another installation's domain was touched: %v", err)
 	}
 }

@@ -27,6 +27,8 @@ type Config struct {
 	PoolPath string
 	// Network is a libvirt network name, "user" for user-mode networking, or "" for none.
 	Network string
+	// Installation tags the domains this installation defines (see OwnedSince).
+	Installation string
 }
 
 // namePrefix marks the domains LIMEN owns on a shared host.
@@ -78,7 +80,8 @@ func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 func (h *Hypervisor) domainDefinition(spec app.MachineSpec) ([]byte, error) {
 	d := domainXML{
 		Type: h.cfg.DomainType, Name: domainName(spec.UUID), UUID: spec.UUID.String(), Title: spec.Name,
-		Memory: sizeXML{Unit: "MiB", Value: spec.MemoryMiB}, VCPU: spec.CPU,
+		Metadata: &metadataXML{Instance: instanceXML{Installation: h.cfg.Installation, Created: time.Now().UTC().Format(time.RFC3339)}},
+		Memory:   sizeXML{Unit: "MiB", Value: spec.MemoryMiB}, VCPU: spec.CPU,
 		OS:      osXML{Type: osTypeXML{Arch: "x86_64", Machine: "q35", Value: "hvm"}, Boot: []bootXML{{Dev: "hd"}, {Dev: "cdrom"}}},
 		OnCrash: "destroy",
 		Devices: devicesXML{
@@ -280,6 +283,36 @@ func (h *Hypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, erro
 		return "", err
 	}
 	return statusOf(golibvirt.DomainState(state)), nil
+}
+
+// OwnedSince reads the domain's LIMEN metadata: when this installation defined it; owned is false for
+// a domain another installation, or somebody by hand, defined.
+func (h *Hypervisor) OwnedSince(_ context.Context, id uuid.UUID) (time.Time, bool, error) {
+	l, dom, err := h.lookup(id)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	meta, err := l.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{metadataNamespace}, 0)
+	if isCode(err, golibvirt.ErrNoDomainMetadata) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	// libvirt hands the element back without its namespace.
+	var instance struct {
+		XMLName      xml.Name `xml:"instance"`
+		Installation string   `xml:"installation,attr"`
+		Created      string   `xml:"created,attr"`
+	}
+	if err := xml.Unmarshal([]byte(meta), &instance); err != nil || instance.Installation != h.cfg.Installation {
+		return time.Time{}, false, nil
+	}
+	created, err := time.Parse(time.RFC3339, instance.Created)
+	if err != nil {
+		return time.Time{}, false, nil
+	}
+	return created, true, nil
 }
 
 // States reads the state of every domain in one ConnectGetAllDomainStats call.

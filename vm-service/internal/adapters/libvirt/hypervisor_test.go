@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,8 +34,14 @@ func connect(t *testing.T) *golibvirt.Libvirt {
 
 func newHypervisor(t *testing.T, l *golibvirt.Libvirt, domainType string) *libvirt.Hypervisor {
 	t.Helper()
+	return newHypervisorOf(t, l, domainType, "installation-a")
+}
+
+func newHypervisorOf(t *testing.T, l *golibvirt.Libvirt, domainType, installation string) *libvirt.Hypervisor {
+	t.Helper()
 	h, err := libvirt.New(func() (*golibvirt.Libvirt, error) { return l, nil }, libvirt.Config{
 		DomainType: domainType, Pool: "limen-vms", PoolPath: filepath.Join(libvirttest.Shared(t).ImageDir(), "vms"),
+		Installation: installation,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,5 +171,37 @@ func TestNew_RefusesAPoolOfItsNameElsewhere_NamingTheSettings(t *testing.T) {
 	_, err := libvirt.New(client, libvirt.Config{DomainType: "qemu", Pool: "limen-elsewhere", PoolPath: filepath.Join(dir, "b")})
 	if err == nil || !strings.Contains(err.Error(), "LIMEN_STORAGE_POOL_PATH") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOwnedSince_OnlyThisInstallationsDomains(t *testing.T) {
+	ctx := context.Background()
+	l := connect(t)
+	ours, theirs := newHypervisorOf(t, l, "qemu", "installation-a"), newHypervisorOf(t, l, "qemu", "installation-b")
+	s := spec()
+	before := time.Now().Add(-time.Second)
+	if err := ours.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ours.Delete(ctx, s.UUID) })
+	created, owned, err := ours.OwnedSince(ctx, s.UUID)
+	if err != nil || !owned || created.Before(before) || created.After(time.Now()) {
+		t.Fatalf("ours: %v %v %v", created, owned, err)
+	}
+	if _, owned, err := theirs.OwnedSince(ctx, s.UUID); err != nil || owned {
+		t.Fatalf("another installation claims it: %v %v", owned, err)
+	}
+	// A domain defined by hand carries no LIMEN metadata at all.
+	hand := uuid.New()
+	dom, err := l.DomainDefineXML(fmt.Sprintf(`<domain type="qemu"><name>limen-%s</name><uuid>%s</uuid><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64" machine="q35">hvm</type></os></domain>`, hand, hand))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DomainUndefine(dom) })
+	if _, owned, err := ours.OwnedSince(ctx, hand); err != nil || owned {
+		t.Fatalf("a hand-made domain: %v %v", owned, err)
+	}
+	if _, _, err := ours.OwnedSince(ctx, uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
+		t.Fatalf("unknown: %v", err)
 	}
 }

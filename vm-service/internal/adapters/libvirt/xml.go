@@ -5,18 +5,34 @@ import "encoding/xml"
 // Typed libvirt XML: domains and volumes are built from these structs, never by concatenation.
 
 type domainXML struct {
-	XMLName  xml.Name    `xml:"domain"`
-	Type     string      `xml:"type,attr"`
-	Name     string      `xml:"name"`
-	UUID     string      `xml:"uuid"`
-	Title    string      `xml:"title,omitempty"`
-	Memory   sizeXML     `xml:"memory"`
-	VCPU     int         `xml:"vcpu"`
-	OS       osXML       `xml:"os"`
-	Features featuresXML `xml:"features"`
-	OnCrash  string      `xml:"on_crash"`
-	Devices  devicesXML  `xml:"devices"`
+	XMLName  xml.Name     `xml:"domain"`
+	Type     string       `xml:"type,attr"`
+	Name     string       `xml:"name"`
+	UUID     string       `xml:"uuid"`
+	Title    string       `xml:"title,omitempty"`
+	Metadata *metadataXML `xml:"metadata,omitempty"`
+	Memory   sizeXML      `xml:"memory"`
+	VCPU     int          `xml:"vcpu"`
+	OS       osXML        `xml:"os"`
+	Features featuresXML  `xml:"features"`
+	OnCrash  string       `xml:"on_crash"`
+	Devices  devicesXML   `xml:"devices"`
 }
+
+// metadataXML holds LIMEN's own element in the domain, in its own namespace as libvirt requires.
+type metadataXML struct {
+	Instance instanceXML
+}
+
+// instanceXML says which installation defined the domain, and when.
+type instanceXML struct {
+	XMLName      xml.Name `xml:"https://limen.dev/xmlns/vm/1 instance"`
+	Installation string   `xml:"installation,attr"`
+	Created      string   `xml:"created,attr"`
+}
+
+// metadataNamespace is instanceXML's namespace, by which DomainGetMetadata finds it.
+const metadataNamespace = "https://limen.dev/xmlns/vm/1"
 
 type sizeXML struct {
 	Unit  string `xml:"unit,attr"`
