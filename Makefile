@@ -7,7 +7,7 @@ SHELL := /usr/bin/env bash
 # Go modules of the workspace (go.work). Adding a module here is one word.
 MODULES := libs auth-service gateway vm-service media-service deployments
 # Modules with binaries under <module>/cmd/<name>.
-SERVICES := auth-service gateway
+SERVICES := auth-service vm-service media-service gateway
 
 GO ?= go
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
