@@ -31,7 +31,7 @@ type poolTargetXML struct {
 func EnsureDirPool(l *libvirt.Libvirt, name, path string) error {
 	pool, err := l.StoragePoolLookupByName(name)
 	switch {
-	case isCode(err, libvirt.ErrNoStoragePool):
+	case IsCode(err, libvirt.ErrNoStoragePool):
 		def, err := xml.Marshal(poolXML{Type: "dir", Name: name, Target: poolTargetXML{Path: path}})
 		if err != nil {
 			return err
@@ -79,9 +79,4 @@ func checkPoolPath(l *libvirt.Libvirt, pool libvirt.StoragePool, path string) er
 		return fmt.Errorf("%w: %s is at %s, not at the configured %s", ErrPoolElsewhere, pool.Name, def.Target.Path, path)
 	}
 	return nil
-}
-
-func isCode(err error, code libvirt.ErrorNumber) bool {
-	var lerr libvirt.Error
-	return errors.As(err, &lerr) && lerr.Code == uint32(code)
 }

@@ -7,22 +7,10 @@ import (
 	"testing"
 
 	"github.com/digitalocean/go-libvirt"
-	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"limen/libs/libvirtconn"
 	"limen/libs/testkit/libvirttest"
 )
-
-func dial(t *testing.T) *libvirt.Libvirt {
-	t.Helper()
-	d := libvirttest.Shared(t)
-	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.SocketPath())))
-	if err := l.ConnectToURI(libvirt.ConnectURI(d.URI())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Disconnect() })
-	return l
-}
 
 // removePool runs at cleanup even when EnsureDirPool failed half way.
 func removePool(t *testing.T, l *libvirt.Libvirt, name string) {
@@ -35,7 +23,7 @@ func removePool(t *testing.T, l *libvirt.Libvirt, name string) {
 }
 
 func TestEnsureDirPool_CreatesStartsAndAutostarts(t *testing.T) {
-	l := dial(t)
+	l := libvirttest.Connect(t)
 	dir := filepath.Join(libvirttest.Shared(t).ImageDir(), "fresh")
 	removePool(t, l, "limen-fresh")
 	if err := libvirtconn.EnsureDirPool(l, "limen-fresh", dir); err != nil {
@@ -61,7 +49,7 @@ func TestEnsureDirPool_CreatesStartsAndAutostarts(t *testing.T) {
 }
 
 func TestEnsureDirPool_RestartsAPoolWhoseDirectoryVanished(t *testing.T) {
-	l := dial(t)
+	l := libvirttest.Connect(t)
 	dir := filepath.Join(libvirttest.Shared(t).ImageDir(), "vanishing")
 	removePool(t, l, "limen-vanishing")
 	if err := libvirtconn.EnsureDirPool(l, "limen-vanishing", dir); err != nil {
@@ -86,7 +74,7 @@ func TestEnsureDirPool_RestartsAPoolWhoseDirectoryVanished(t *testing.T) {
 }
 
 func TestEnsureDirPool_RefusesAPoolOfItsNameElsewhere(t *testing.T) {
-	l := dial(t)
+	l := libvirttest.Connect(t)
 	dir := libvirttest.Shared(t).ImageDir()
 	removePool(t, l, "limen-elsewhere")
 	if err := libvirtconn.EnsureDirPool(l, "limen-elsewhere", filepath.Join(dir, "a")); err != nil {

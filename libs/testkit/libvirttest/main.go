@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+
 	"limen/libs/testkit"
 )
 
@@ -32,4 +35,16 @@ func Shared(t testing.TB) *Daemon {
 		t.Fatal("libvirttest: no daemon; call libvirttest.Main(m) from TestMain")
 	}
 	return shared
+}
+
+// Connect opens a connection to the package's daemon for the test; it is closed when the test ends.
+func Connect(t testing.TB) *libvirt.Libvirt {
+	t.Helper()
+	d := Shared(t)
+	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.SocketPath())))
+	if err := l.ConnectToURI(libvirt.ConnectURI(d.URI())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Disconnect() })
+	return l
 }

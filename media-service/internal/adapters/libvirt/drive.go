@@ -11,6 +11,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
+	"limen/libs/libvirtconn"
 	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
@@ -28,11 +29,13 @@ const (
 
 // Drive implements app.Drive.
 type Drive struct {
-	client Client
+	client libvirtconn.Client
 }
 
 // NewDrive needs no set-up: every LIMEN domain is created with its CD-ROM drive.
-func NewDrive(client Client) *Drive { return &Drive{client: reachable(client)} }
+func NewDrive(client libvirtconn.Client) *Drive {
+	return &Drive{client: client.ReportingAs(app.ErrHypervisorUnavailable)}
+}
 
 func (d *Drive) Media(_ context.Context, vm uuid.UUID) (string, error) {
 	l, dom, err := d.lookup(vm)
@@ -135,7 +138,7 @@ func (d *Drive) load(ctx context.Context, vm uuid.UUID, source *diskSourceXML) e
 		if err == nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		if isCode(err, golibvirt.ErrOperationInvalid) {
+		if libvirtconn.IsCode(err, golibvirt.ErrOperationInvalid) {
 			if now, serr := isActive(l, dom); serr == nil && now != active {
 				continue // the flags were right for a state the domain has left
 			}

@@ -12,6 +12,8 @@ import (
 	"limen/media-service/internal/adapters/libvirt"
 	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
+
+	"limen/libs/testkit/libvirttest"
 )
 
 func expectDriveHolds(t *testing.T, drive *libvirt.Drive, id uuid.UUID, want string) {
@@ -24,7 +26,7 @@ func expectDriveHolds(t *testing.T, drive *libvirt.Drive, id uuid.UUID, want str
 
 func TestDrive_AttachSwapEjectOnARunningGuest(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	dir := mediaDir(t)
 	a, b := makeISO(t, dir, "a.iso", "A"), makeISO(t, dir, "b.iso", "B")
 	drive := libvirt.NewDrive(clientOf(l))
@@ -56,7 +58,7 @@ func TestDrive_AttachSwapEjectOnARunningGuest(t *testing.T) {
 
 func TestDrive_PausedGuestChangesLiveAndPersistent(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	a := makeISO(t, mediaDir(t), "a.iso", "A")
 	drive := libvirt.NewDrive(clientOf(l))
 	id := newGuest(t, l, true, true)
@@ -75,7 +77,7 @@ func TestDrive_PausedGuestChangesLiveAndPersistent(t *testing.T) {
 
 func TestDrive_AttachToAStoppedGuest_SeenAtItsNextStart(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	a := makeISO(t, mediaDir(t), "a.iso", "A")
 	drive := libvirt.NewDrive(clientOf(l))
 	id := newGuest(t, l, false, true)
@@ -105,7 +107,7 @@ func TestDrive_AttachToAStoppedGuest_SeenAtItsNextStart(t *testing.T) {
 
 func TestDrive_GuestWithoutCDROM(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	drive := libvirt.NewDrive(clientOf(l))
 	id := newGuest(t, l, false, false)
 	if _, err := drive.Media(ctx, id); !errors.Is(err, domain.ErrNoCDROM) {
@@ -121,7 +123,7 @@ func TestDrive_GuestWithoutCDROM(t *testing.T) {
 
 func TestDrive_UnknownMachine(t *testing.T) {
 	ctx := context.Background()
-	drive := libvirt.NewDrive(clientOf(connect(t)))
+	drive := libvirt.NewDrive(clientOf(libvirttest.Connect(t)))
 	if _, err := drive.Media(ctx, uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
 		t.Fatalf("Media: %v", err)
 	}
@@ -146,7 +148,7 @@ func TestDriveAndLibrary_NoConnection(t *testing.T) {
 
 func TestHolding_FindsLiveAndPersistentMedia(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	dir := mediaDir(t)
 	a, b := makeISO(t, dir, "a.iso", "A"), makeISO(t, dir, "b.iso", "B")
 	drive := libvirt.NewDrive(clientOf(l))
@@ -184,7 +186,7 @@ func TestHolding_FindsLiveAndPersistentMedia(t *testing.T) {
 // a hundred changes back to back from the first moment on must all succeed.
 func TestSwaps_HundredBackToBackOnARunningGuest(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	dir := mediaDir(t)
 	isos := []string{makeISO(t, dir, "a.iso", "A"), makeISO(t, dir, "b.iso", "B")}
 	drive := libvirt.NewDrive(clientOf(l))
@@ -201,7 +203,7 @@ func TestSwaps_HundredBackToBackOnARunningGuest(t *testing.T) {
 }
 
 func benchmarkGuest(b *testing.B) (*golibvirt.Libvirt, uuid.UUID, []string) {
-	l := connect(b)
+	l := libvirttest.Connect(b)
 	dir := mediaDir(b)
 	isos := []string{makeISO(b, dir, "a.iso", "A"), makeISO(b, dir, "b.iso", "B")}
 	return l, newGuest(b, l, true, true), isos

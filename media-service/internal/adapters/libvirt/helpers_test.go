@@ -9,27 +9,16 @@ import (
 	"testing"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
-	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/google/uuid"
 
+	"limen/libs/libvirtconn"
 	"limen/libs/testkit/libvirttest"
 	"limen/media-service/internal/adapters/libvirt"
 )
 
 func TestMain(m *testing.M) { libvirttest.Main(m) }
 
-func connect(t testing.TB) *golibvirt.Libvirt {
-	t.Helper()
-	d := libvirttest.Shared(t)
-	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.SocketPath())))
-	if err := l.ConnectToURI(golibvirt.ConnectURI(d.URI())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Disconnect() })
-	return l
-}
-
-func clientOf(l *golibvirt.Libvirt) libvirt.Client {
+func clientOf(l *golibvirt.Libvirt) libvirtconn.Client {
 	return func() (*golibvirt.Libvirt, error) { return l, nil }
 }
 

@@ -15,6 +15,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"limen/libs/libvirtconn"
+	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
 
@@ -28,7 +29,7 @@ type LibraryConfig struct {
 
 // Library implements app.Library.
 type Library struct {
-	client Client
+	client libvirtconn.Client
 	pool   string
 	dir    string
 
@@ -39,11 +40,11 @@ type Library struct {
 }
 
 // NewLibrary makes sure the library's pool exists and runs, so List works from the first request.
-func NewLibrary(client Client, cfg LibraryConfig) (*Library, error) {
+func NewLibrary(client libvirtconn.Client, cfg LibraryConfig) (*Library, error) {
 	if !filepath.IsAbs(cfg.Dir) {
 		return nil, fmt.Errorf("ISO library directory %q is not an absolute path", cfg.Dir)
 	}
-	lib := &Library{client: reachable(client), pool: cfg.Pool, dir: filepath.Clean(cfg.Dir), uploading: map[string]bool{}}
+	lib := &Library{client: client.ReportingAs(app.ErrHypervisorUnavailable), pool: cfg.Pool, dir: filepath.Clean(cfg.Dir), uploading: map[string]bool{}}
 	l, err := lib.client()
 	if err != nil {
 		return nil, err
@@ -115,14 +116,14 @@ func (lib *Library) Resolve(ctx context.Context, isoPath string) (domain.ISO, er
 		return domain.ISO{}, err
 	}
 	v, err := lookupVolume(l, pool, name)
-	if isCode(err, golibvirt.ErrNoStorageVol) {
+	if libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 		if l, pool, err = lib.openPool(); err != nil {
 			return domain.ISO{}, err
 		}
 		v, err = lookupVolume(l, pool, name)
 	}
 	switch {
-	case isCode(err, golibvirt.ErrNoStorageVol):
+	case libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol):
 		// libvirt skips what it cannot use as a volume (a dangling symlink, say): a file there is
 		// still not a library ISO.
 		if _, err := os.Lstat(filepath.Join(lib.dir, name)); err == nil {
@@ -155,14 +156,14 @@ func (lib *Library) Upload(ctx context.Context, name string, size int64, body io
 		return domain.ISO{}, err
 	}
 	vol, err := l.StorageVolCreateXML(pool, string(def), 0)
-	if isCode(err, golibvirt.ErrStorageVolExist) {
+	if libvirtconn.IsCode(err, golibvirt.ErrStorageVolExist) {
 		return domain.ISO{}, domain.ISOExists(name)
 	}
 	if err != nil {
 		return domain.ISO{}, fmt.Errorf("create volume %s: %w", name, err)
 	}
 	discard := func(cause error) (domain.ISO, error) {
-		if err := l.StorageVolDelete(vol, golibvirt.StorageVolDeleteNormal); err != nil && !isCode(err, golibvirt.ErrNoStorageVol) {
+		if err := l.StorageVolDelete(vol, golibvirt.StorageVolDeleteNormal); err != nil && !libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 			return domain.ISO{}, errors.Join(cause, fmt.Errorf("delete the unfinished volume %s: %w", name, err))
 		}
 		return domain.ISO{}, cause
@@ -208,7 +209,7 @@ func (lib *Library) Delete(_ context.Context, name string) error {
 		return err
 	}
 	v, err := lookupVolume(l, pool, name)
-	if isCode(err, golibvirt.ErrNoStorageVol) {
+	if libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 		return domain.ISONotFound(name)
 	}
 	if err != nil {
@@ -218,7 +219,7 @@ func (lib *Library) Delete(_ context.Context, name string) error {
 		return domain.ISONotFound(name)
 	}
 	err = l.StorageVolDelete(v.vol, golibvirt.StorageVolDeleteNormal)
-	if isCode(err, golibvirt.ErrNoStorageVol) {
+	if libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 		return domain.ISONotFound(name)
 	}
 	return err
@@ -258,7 +259,7 @@ func listVolumes(l *golibvirt.Libvirt, pool golibvirt.StoragePool) ([]volume, er
 	out := make([]volume, 0, len(vols))
 	for _, vol := range vols {
 		v, err := describe(l, vol)
-		if isCode(err, golibvirt.ErrNoStorageVol) {
+		if libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 			continue // deleted since the listing
 		}
 		if err != nil {

@@ -13,12 +13,14 @@ import (
 
 	"limen/media-service/internal/adapters/libvirt"
 	"limen/media-service/internal/domain"
+
+	"limen/libs/testkit/libvirttest"
 )
 
 // stockLibrary is a library holding two ISOs next to everything that must not be offered to a guest.
 func stockLibrary(t *testing.T) (*libvirt.Library, string) {
 	t.Helper()
-	lib, dir := newLibrary(t, connect(t))
+	lib, dir := newLibrary(t, libvirttest.Connect(t))
 	makeISO(t, dir, "b.iso", "B")
 	makeISO(t, dir, "a.iso", "A")
 	outside := mediaDir(t)
@@ -103,7 +105,7 @@ func TestResolve(t *testing.T) {
 
 // A library directory reached through a symlink answers to both of its names.
 func TestResolve_LibraryDirectoryBehindASymlink(t *testing.T) {
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	base := mediaDir(t)
 	real := filepath.Join(base, "real")
 	if err := os.Mkdir(real, 0o755); err != nil {
@@ -128,7 +130,7 @@ func TestResolve_LibraryDirectoryBehindASymlink(t *testing.T) {
 }
 
 func TestNewLibrary_RefusesARelativeDirectory(t *testing.T) {
-	if _, err := libvirt.NewLibrary(clientOf(connect(t)), libvirt.LibraryConfig{Pool: "limen-isos", Dir: "isos"}); err == nil {
+	if _, err := libvirt.NewLibrary(clientOf(libvirttest.Connect(t)), libvirt.LibraryConfig{Pool: "limen-isos", Dir: "isos"}); err == nil {
 		t.Fatal("a relative directory was accepted")
 	}
 }
@@ -148,7 +150,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 
 func TestUploadThenDelete(t *testing.T) {
 	ctx := context.Background()
-	lib, dir := newLibrary(t, connect(t))
+	lib, dir := newLibrary(t, libvirttest.Connect(t))
 	const size = 9 << 20
 	data := bytes.Repeat([]byte("LIMEN ISO "), size/10+1)[:size]
 	body := &chunkReader{r: bytes.NewReader(data)}
@@ -212,7 +214,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestUpload_IncompleteLeavesNoVolume(t *testing.T) {
-	lib, dir := newLibrary(t, connect(t))
+	lib, dir := newLibrary(t, libvirttest.Connect(t))
 	const size = 1 << 20
 	part := bytes.Repeat([]byte{7}, 100<<10)
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -254,7 +256,7 @@ func TestUpload_IncompleteLeavesNoVolume(t *testing.T) {
 // libvirt lists a volume from its creation on; until its last byte arrives it must not be offered.
 func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 	ctx := context.Background()
-	lib, dir := newLibrary(t, connect(t))
+	lib, dir := newLibrary(t, libvirttest.Connect(t))
 	const size = 64 << 10
 	r, w := io.Pipe()
 	done := make(chan error, 1)
@@ -291,7 +293,7 @@ func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 }
 
 func TestResolve_AFileCopiedInSinceTheLastScan(t *testing.T) {
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	lib, dir := newLibrary(t, l)
 	if _, err := lib.List(context.Background()); err != nil {
 		t.Fatal(err)

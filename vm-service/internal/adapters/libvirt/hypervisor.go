@@ -34,30 +34,16 @@ type Config struct {
 // namePrefix marks the domains LIMEN owns on a shared host.
 const namePrefix = "limen-"
 
-// Client returns the current libvirt connection (the connection manager reconnects behind it).
-type Client func() (*golibvirt.Libvirt, error)
-
 // Hypervisor implements app.Hypervisor.
 type Hypervisor struct {
-	client Client
+	client libvirtconn.Client
 	cfg    Config
 }
 
 // New checks that the storage pool exists and is running, creating it when missing.
-func New(client Client, cfg Config) (*Hypervisor, error) {
-	h := &Hypervisor{client: reachable(client), cfg: cfg}
+func New(client libvirtconn.Client, cfg Config) (*Hypervisor, error) {
+	h := &Hypervisor{client: client.ReportingAs(app.ErrHypervisorUnavailable), cfg: cfg}
 	return h, h.ensurePool()
-}
-
-// reachable reports a missing connection as the app's ErrHypervisorUnavailable.
-func reachable(client Client) Client {
-	return func() (*golibvirt.Libvirt, error) {
-		l, err := client()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", app.ErrHypervisorUnavailable, err)
-		}
-		return l, nil
-	}
 }
 
 // ensurePool hints at the settings to change when the pool is refused: the shared check cannot know them.
@@ -261,7 +247,7 @@ func (h *Hypervisor) Delete(_ context.Context, id uuid.UUID) error {
 		return err
 	}
 	vol, err := l.StorageVolLookupByName(pool, volumeName(id))
-	if isCode(err, golibvirt.ErrNoStorageVol) {
+	if libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
 		return nil
 	}
 	if err != nil {
@@ -293,7 +279,7 @@ func (h *Hypervisor) OwnedSince(_ context.Context, id uuid.UUID) (time.Time, boo
 		return time.Time{}, false, err
 	}
 	meta, err := l.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{metadataNamespace}, 0)
-	if isCode(err, golibvirt.ErrNoDomainMetadata) {
+	if libvirtconn.IsCode(err, golibvirt.ErrNoDomainMetadata) {
 		return time.Time{}, false, nil
 	}
 	if err != nil {
@@ -354,14 +340,9 @@ func statusOf(s golibvirt.DomainState) domain.Status {
 	return domain.StatusError
 }
 
-func isCode(err error, code golibvirt.ErrorNumber) bool {
-	var lerr golibvirt.Error
-	return errors.As(err, &lerr) && lerr.Code == uint32(code)
-}
-
 // ignoreCode treats one expected libvirt error (destroying a domain that is already off) as success.
 func ignoreCode(err error, code golibvirt.ErrorNumber) error {
-	if isCode(err, code) {
+	if libvirtconn.IsCode(err, code) {
 		return nil
 	}
 	return err

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
-	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/google/uuid"
 
 	"limen/libs/testkit/libvirttest"
@@ -20,17 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { libvirttest.Main(m) }
-
-func connect(t *testing.T) *golibvirt.Libvirt {
-	t.Helper()
-	d := libvirttest.Shared(t)
-	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.SocketPath())))
-	if err := l.ConnectToURI(golibvirt.ConnectURI(d.URI())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Disconnect() })
-	return l
-}
 
 func newHypervisor(t *testing.T, l *golibvirt.Libvirt, domainType string) *libvirt.Hypervisor {
 	t.Helper()
@@ -66,7 +54,7 @@ func expectState(t *testing.T, h *libvirt.Hypervisor, id uuid.UUID, want domain.
 
 func TestLifecycle_CreateStartPauseResumeStopResizeDelete(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	h := newHypervisor(t, l, "qemu")
 	s := spec()
 	if err := h.Create(ctx, s); err != nil {
@@ -135,7 +123,7 @@ func TestLifecycle_CreateStartPauseResumeStopResizeDelete(t *testing.T) {
 
 func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	h := newHypervisor(t, l, "no-such-hypervisor")
 	s := spec()
 	if err := h.Create(ctx, s); err == nil {
@@ -148,7 +136,7 @@ func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
 }
 
 func TestActions_UnknownMachine(t *testing.T) {
-	h := newHypervisor(t, connect(t), "qemu")
+	h := newHypervisor(t, libvirttest.Connect(t), "qemu")
 	if err := h.Start(context.Background(), uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
 		t.Fatalf("got %v", err)
 	}
@@ -156,7 +144,7 @@ func TestActions_UnknownMachine(t *testing.T) {
 
 // The pool check itself is libvirtconn's; what vm-service adds is the settings to change.
 func TestNew_RefusesAPoolOfItsNameElsewhere_NamingTheSettings(t *testing.T) {
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	dir := libvirttest.Shared(t).ImageDir()
 	client := func() (*golibvirt.Libvirt, error) { return l, nil }
 	t.Cleanup(func() {
@@ -176,7 +164,7 @@ func TestNew_RefusesAPoolOfItsNameElsewhere_NamingTheSettings(t *testing.T) {
 
 func TestOwnedSince_OnlyThisInstallationsDomains(t *testing.T) {
 	ctx := context.Background()
-	l := connect(t)
+	l := libvirttest.Connect(t)
 	ours, theirs := newHypervisorOf(t, l, "qemu", "installation-a"), newHypervisorOf(t, l, "qemu", "installation-b")
 	s := spec()
 	before := time.Now().Add(-time.Second)
