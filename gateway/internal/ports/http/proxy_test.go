@@ -102,11 +102,17 @@ func (g gateway) do(t *testing.T, method, path, token, body string, headers ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	return send(t, req, token, headers...)
+}
+
+// send adds the token and the header pairs to req and returns the gateway's reply.
+func send(t *testing.T, req *http.Request, token string, headers ...string) reply {
+	t.Helper()
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

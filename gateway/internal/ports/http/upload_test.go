@@ -76,21 +76,7 @@ func (g gateway) upload(t *testing.T, token string, body io.Reader, length int64
 	}
 	req.ContentLength = length
 	req.Header.Set("Content-Type", "application/octet-stream")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw), header: resp.Header}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return send(t, req, token, headers...)
 }
 
 func TestUpload_256MiBStreamsThroughWithFlatMemory(t *testing.T) {
