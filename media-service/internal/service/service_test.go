@@ -31,6 +31,7 @@ import (
 	"limen/libs/pgdb"
 	"limen/libs/testkit"
 	"limen/libs/testkit/jwttest"
+	"limen/libs/testkit/kafkatest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
 	"limen/media-service/internal/service"
@@ -273,27 +274,10 @@ type event struct {
 // events reads want events of vm from the start of the topic.
 func (s *stack) events(vm string, want int) []event {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var got []event
-	for len(got) < want && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			var e event
-			if json.Unmarshal(r.Value, &e) == nil && e.Subject == vm && string(r.Key) == vm {
-				got = append(got, e)
-			}
-		})
-	}
-	if len(got) < want {
-		s.t.Fatalf("got %d media events of %s, want %d", len(got), vm, want)
-	}
-	return got
+	return kafkatest.Read(s.t, s.broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
+		var e event
+		return e, json.Unmarshal(r.Value, &e) == nil && e.Subject == vm && string(r.Key) == vm
+	}, func(got []event) bool { return len(got) >= want })
 }
 
 func TestAttachSwapEject_OnARunningVM_AndAttachToAStoppedOne(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"limen/libs/pgdb"
 	"limen/libs/testkit"
 	"limen/libs/testkit/jwttest"
+	"limen/libs/testkit/kafkatest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
 	"limen/vm-service/internal/service"
@@ -254,37 +255,19 @@ type event struct {
 // events reads the topic from the start until an event of subject has the type last.
 func (s *stack) events(subject, last string) []event {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []event
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	done := func() bool { return len(got) > 0 && got[len(got)-1].Type == last }
-	for !done() && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			var e event
-			if err := json.Unmarshal(r.Value, &e); err != nil {
-				s.t.Fatalf("record %s: %v", r.Value, err)
+	return kafkatest.Read(s.t, s.broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
+		var e event
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			s.t.Fatalf("record %s: %v", r.Value, err)
+		}
+		e.Key = string(r.Key)
+		for _, h := range r.Headers {
+			if h.Key == "traceparent" {
+				e.Traceparent = string(h.Value)
 			}
-			e.Key = string(r.Key)
-			for _, h := range r.Headers {
-				if h.Key == "traceparent" {
-					e.Traceparent = string(h.Value)
-				}
-			}
-			if e.Subject == subject {
-				got = append(got, e)
-			}
-		})
-	}
-	if !done() {
-		s.t.Fatalf("no %s event of %s among %+v", last, subject, got)
-	}
-	return got
+		}
+		return e, e.Subject == subject
+	}, func(got []event) bool { return len(got) > 0 && got[len(got)-1].Type == last })
 }
 
 func TestLifecycle_CreateStartStopUpdateDelete_EventsInOrder(t *testing.T) {
