@@ -1,27 +1,16 @@
 package libvirtconn
 
 import (
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
 )
 
 // ErrPoolElsewhere is a storage pool of the wanted name whose directory is not the configured one.
 var ErrPoolElsewhere = errors.New("storage pool exists at another path")
-
-type poolXML struct {
-	XMLName xml.Name      `xml:"pool"`
-	Type    string        `xml:"type,attr"`
-	Name    string        `xml:"name"`
-	Target  poolTargetXML `xml:"target"`
-}
-
-type poolTargetXML struct {
-	Path string `xml:"path"`
-}
 
 // EnsureDirPool makes the directory pool name over path usable: defined (autostarted) when missing,
 // started when inactive. Going through the pool API rather than the file system keeps it working
@@ -32,11 +21,11 @@ func EnsureDirPool(l *libvirt.Libvirt, name, path string) error {
 	pool, err := l.StoragePoolLookupByName(name)
 	switch {
 	case IsCode(err, libvirt.ErrNoStoragePool):
-		def, err := xml.Marshal(poolXML{Type: "dir", Name: name, Target: poolTargetXML{Path: path}})
+		def, err := (&libvirtxml.StoragePool{Type: "dir", Name: name, Target: &libvirtxml.StoragePoolTarget{Path: path}}).Marshal()
 		if err != nil {
 			return err
 		}
-		if pool, err = l.StoragePoolDefineXML(string(def), 0); err != nil {
+		if pool, err = l.StoragePoolDefineXML(def, 0); err != nil {
 			return fmt.Errorf("define pool %s: %w", name, err)
 		}
 		if err := l.StoragePoolSetAutostart(pool, 1); err != nil {
@@ -71,12 +60,16 @@ func checkPoolPath(l *libvirt.Libvirt, pool libvirt.StoragePool, path string) er
 	if err != nil {
 		return err
 	}
-	var def poolXML
-	if err := xml.Unmarshal([]byte(desc), &def); err != nil {
+	var def libvirtxml.StoragePool
+	if err := def.Unmarshal(desc); err != nil {
 		return fmt.Errorf("pool %s: %w", pool.Name, err)
 	}
-	if filepath.Clean(def.Target.Path) != filepath.Clean(path) {
-		return fmt.Errorf("%w: %s is at %s, not at the configured %s", ErrPoolElsewhere, pool.Name, def.Target.Path, path)
+	at := ""
+	if def.Target != nil {
+		at = def.Target.Path
+	}
+	if filepath.Clean(at) != filepath.Clean(path) {
+		return fmt.Errorf("%w: %s is at %s, not at the configured %s", ErrPoolElsewhere, pool.Name, at, path)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
 
 	"limen/libs/testkit/memtest"
 )
@@ -128,27 +128,6 @@ func (c client) swaps(vm string, images []string, n int, raw *rawDrive) (attach,
 	return median(attaches), median(raws), median(ejects), failures
 }
 
-type cdrom struct {
-	XMLName  xml.Name  `xml:"disk"`
-	Type     string    `xml:"type,attr"`
-	Device   string    `xml:"device,attr"`
-	Driver   driver    `xml:"driver"`
-	Source   *source   `xml:"source,omitempty"`
-	Target   target    `xml:"target"`
-	ReadOnly *struct{} `xml:"readonly"`
-}
-type driver struct {
-	Name string `xml:"name,attr"`
-	Type string `xml:"type,attr"`
-}
-type source struct {
-	File string `xml:"file,attr"`
-}
-type target struct {
-	Dev string `xml:"dev,attr"`
-	Bus string `xml:"bus,attr"`
-}
-
 // rawDrive changes the guest's CD-ROM with bare libvirt calls: the floor the service is compared with.
 type rawDrive struct {
 	l   *libvirt.Libvirt
@@ -168,14 +147,12 @@ func newRawDrive(socket string, vm uuid.UUID) *rawDrive {
 }
 
 func (r *rawDrive) change(path string) time.Duration {
-	d := cdrom{Type: "file", Device: "cdrom", Driver: driver{Name: "qemu", Type: "raw"},
-		Target: target{Dev: "sda", Bus: "sata"}, ReadOnly: &struct{}{}}
-	if path != "" {
-		d.Source = &source{File: path}
-	}
-	def, _ := xml.Marshal(d)
+	def, _ := (&libvirtxml.DomainDisk{Device: "cdrom", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+		Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: path}},
+		Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
+		ReadOnly: &libvirtxml.DomainDiskReadOnly{}}).Marshal()
 	start := time.Now()
-	if err := r.l.DomainUpdateDeviceFlags(r.dom, string(def), libvirt.DomainDeviceModifyLive|libvirt.DomainDeviceModifyConfig); err != nil {
+	if err := r.l.DomainUpdateDeviceFlags(r.dom, def, libvirt.DomainDeviceModifyLive|libvirt.DomainDeviceModifyConfig); err != nil {
 		fail(err)
 	}
 	return time.Since(start)

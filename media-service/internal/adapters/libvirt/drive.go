@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
 
 	"limen/libs/libvirtconn"
 	"limen/media-service/internal/app"
@@ -46,19 +46,19 @@ func (d *Drive) Media(_ context.Context, vm uuid.UUID) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cd := def.cdrom()
+	cd := cdromOf(def)
 	if cd == nil {
 		return "", domain.ErrNoCDROM
 	}
-	return cd.media(), nil
+	return mediaOf(cd), nil
 }
 
 func (d *Drive) Insert(ctx context.Context, vm uuid.UUID, path string) error {
-	return d.load(ctx, vm, &diskSourceXML{File: path})
+	return d.load(ctx, vm, path)
 }
 
 func (d *Drive) Eject(ctx context.Context, vm uuid.UUID) error {
-	return d.load(ctx, vm, nil)
+	return d.load(ctx, vm, "")
 }
 
 // Holding reads every LIMEN domain from one listing: a per-VM lookup would cost a call per VM that
@@ -103,8 +103,11 @@ func holds(l *golibvirt.Libvirt, dom golibvirt.Domain, path string) (bool, error
 		if err != nil {
 			return false, err
 		}
+		if def.Devices == nil {
+			continue
+		}
 		for _, disk := range def.Devices.Disks {
-			if disk.Device == "cdrom" && disk.media() == path {
+			if disk.Device == "cdrom" && mediaOf(&disk) == path {
 				return true, nil
 			}
 		}
@@ -124,9 +127,9 @@ func (d *Drive) lookup(vm uuid.UUID) (*golibvirt.Libvirt, golibvirt.Domain, erro
 	return l, dom, nil
 }
 
-// load puts source (nil: nothing) into the drive, waiting out a tray the guest keeps shut and a
+// load puts path ("": nothing) into the drive, waiting out a tray the guest keeps shut and a
 // domain that starts or stops under the change.
-func (d *Drive) load(ctx context.Context, vm uuid.UUID, source *diskSourceXML) error {
+func (d *Drive) load(ctx context.Context, vm uuid.UUID, path string) error {
 	l, dom, err := d.lookup(vm)
 	if err != nil {
 		return err
@@ -134,7 +137,7 @@ func (d *Drive) load(ctx context.Context, vm uuid.UUID, source *diskSourceXML) e
 	deadline := time.Now().Add(trayRetryFor)
 	wait := trayRetryFirst
 	for {
-		active, err := change(l, dom, source)
+		active, err := change(l, dom, path)
 		if err == nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
@@ -159,7 +162,7 @@ func (d *Drive) load(ctx context.Context, vm uuid.UUID, source *diskSourceXML) e
 // change updates the live and the persistent definition in one call while the domain runs (or is
 // paused), so they never disagree; only the persistent one while it is stopped. It reports whether it
 // took the domain for active.
-func change(l *golibvirt.Libvirt, dom golibvirt.Domain, source *diskSourceXML) (bool, error) {
+func change(l *golibvirt.Libvirt, dom golibvirt.Domain, path string) (bool, error) {
 	active, err := isActive(l, dom)
 	if err != nil {
 		return false, err
@@ -168,13 +171,11 @@ func change(l *golibvirt.Libvirt, dom golibvirt.Domain, source *diskSourceXML) (
 	if err != nil {
 		return active, err
 	}
-	cd := def.cdrom()
+	cd := cdromOf(def)
 	if cd == nil {
 		return active, domain.ErrNoCDROM
 	}
-	// Always raw: an ISO is, and libvirt leaves the format out of an empty drive's live definition.
-	disk, err := xml.Marshal(diskXML{Type: "file", Device: "cdrom", Driver: &diskDriverXML{Name: "qemu", Type: "raw"},
-		Source: source, Target: cd.Target, ReadOnly: &struct{}{}})
+	disk, err := cdromWith(cd.Target, path).Marshal()
 	if err != nil {
 		return active, err
 	}
@@ -182,7 +183,7 @@ func change(l *golibvirt.Libvirt, dom golibvirt.Domain, source *diskSourceXML) (
 	if active {
 		flags |= golibvirt.DomainDeviceModifyLive
 	}
-	if err := l.DomainUpdateDeviceFlags(dom, string(disk), flags); err != nil {
+	if err := l.DomainUpdateDeviceFlags(dom, disk, flags); err != nil {
 		return active, machineError(err)
 	}
 	return active, nil
@@ -198,16 +199,16 @@ func isActive(l *golibvirt.Libvirt, dom golibvirt.Domain) (bool, error) {
 
 // definition is the live definition of a running domain and the persistent one of a stopped domain
 // (flags 0), or the persistent one always (DomainXMLInactive).
-func definition(l *golibvirt.Libvirt, dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (domainXML, error) {
+func definition(l *golibvirt.Libvirt, dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (*libvirtxml.Domain, error) {
 	desc, err := l.DomainGetXMLDesc(dom, flags)
 	if err != nil {
-		return domainXML{}, machineError(err)
+		return nil, machineError(err)
 	}
-	var def domainXML
-	if err := xml.Unmarshal([]byte(desc), &def); err != nil {
-		return domainXML{}, fmt.Errorf("domain %s: %w", dom.Name, err)
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(desc); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", dom.Name, err)
 	}
-	return def, nil
+	return &def, nil
 }
 
 // trayShut is QEMU refusing a media change because the guest holds the tray closed or locked

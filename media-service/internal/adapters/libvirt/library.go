@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"sync"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
 
 	"limen/libs/libvirtconn"
 	"limen/media-service/internal/app"
@@ -59,7 +59,7 @@ func NewLibrary(client libvirtconn.Client, cfg LibraryConfig) (*Library, error) 
 // volume is one volume of the pool as libvirt describes it.
 type volume struct {
 	vol golibvirt.StorageVol
-	def volumeXML
+	def libvirtxml.StorageVolume
 	iso domain.ISO
 }
 
@@ -150,12 +150,13 @@ func (lib *Library) Upload(ctx context.Context, name string, size int64, body io
 	}
 	defer lib.endUpload(name)
 	// Sparse (allocation 0): the upload writes the bytes, there is no point in zeroing them first.
-	def, err := xml.Marshal(volumeXML{Name: name, Capacity: bytesXML{Unit: "bytes", Value: size},
-		Allocation: &bytesXML{Unit: "bytes"}, Target: volumeTargetXML{Format: &formatXML{Type: "raw"}}})
+	def, err := (&libvirtxml.StorageVolume{Name: name, Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
+		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}).Marshal()
 	if err != nil {
 		return domain.ISO{}, err
 	}
-	vol, err := l.StorageVolCreateXML(pool, string(def), 0)
+	vol, err := l.StorageVolCreateXML(pool, def, 0)
 	if libvirtconn.IsCode(err, golibvirt.ErrStorageVolExist) {
 		return domain.ISO{}, domain.ISOExists(name)
 	}
@@ -283,15 +284,22 @@ func describe(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (volume, error) {
 	if err != nil {
 		return volume{}, err
 	}
-	var def volumeXML
-	if err := xml.Unmarshal([]byte(desc), &def); err != nil {
+	var def libvirtxml.StorageVolume
+	if err := def.Unmarshal(desc); err != nil {
 		return volume{}, fmt.Errorf("volume %s: %w", vol.Name, err)
 	}
-	modified, err := def.modified()
+	mtime, err := modified(&def)
 	if err != nil {
 		return volume{}, err
 	}
-	return volume{vol: vol, def: def, iso: domain.ISO{Name: vol.Name, Path: def.Target.Path, Size: def.Capacity.Value, Modified: modified}}, nil
+	iso := domain.ISO{Name: vol.Name, Modified: mtime}
+	if def.Target != nil {
+		iso.Path = def.Target.Path
+	}
+	if def.Capacity != nil {
+		iso.Size = int64(def.Capacity.Value)
+	}
+	return volume{vol: vol, def: def, iso: iso}, nil
 }
 
 // listable is what a VM may be given: a complete regular file with an ISO name whose real location is

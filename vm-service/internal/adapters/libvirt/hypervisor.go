@@ -12,6 +12,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
 
 	"limen/libs/libvirtconn"
 	"limen/vm-service/internal/app"
@@ -63,32 +64,45 @@ func domainName(id uuid.UUID) string { return namePrefix + id.String() }
 func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 
 // domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on localhost.
-func (h *Hypervisor) domainDefinition(spec app.MachineSpec) ([]byte, error) {
-	d := domainXML{
+func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
+	instance, err := xml.Marshal(instanceXML{Installation: h.cfg.Installation, Created: time.Now().UTC().Format(time.RFC3339)})
+	if err != nil {
+		return "", err
+	}
+	d := libvirtxml.Domain{
 		Type: h.cfg.DomainType, Name: domainName(spec.UUID), UUID: spec.UUID.String(), Title: spec.Name,
-		Metadata: &metadataXML{Instance: instanceXML{Installation: h.cfg.Installation, Created: time.Now().UTC().Format(time.RFC3339)}},
-		Memory:   sizeXML{Unit: "MiB", Value: spec.MemoryMiB}, VCPU: spec.CPU,
-		OS:      osXML{Type: osTypeXML{Arch: "x86_64", Machine: "q35", Value: "hvm"}, Boot: []bootXML{{Dev: "hd"}, {Dev: "cdrom"}}},
-		OnCrash: "destroy",
-		Devices: devicesXML{
-			Disks: []diskXML{
-				{Type: "volume", Device: "disk", Driver: diskDriverXML{Name: "qemu", Type: "qcow2"},
-					Source: &diskSourceXML{Pool: h.cfg.Pool, Volume: volumeName(spec.UUID)}, Target: diskTargetXML{Dev: "vda", Bus: "virtio"}},
-				{Type: "file", Device: "cdrom", Driver: diskDriverXML{Name: "qemu", Type: "raw"},
-					Target: diskTargetXML{Dev: "sda", Bus: "sata"}, ReadOnly: &struct{}{}},
+		Metadata: &libvirtxml.DomainMetadata{XML: string(instance)},
+		Memory:   &libvirtxml.DomainMemory{Unit: "MiB", Value: uint(spec.MemoryMiB)},
+		VCPU:     &libvirtxml.DomainVCPU{Value: uint(spec.CPU)},
+		OS: &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"},
+			BootDevices: []libvirtxml.DomainBootDevice{{Dev: "hd"}, {Dev: "cdrom"}}},
+		// ACPI is what a graceful shutdown needs.
+		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
+		OnCrash:  "destroy",
+		Devices: &libvirtxml.DomainDeviceList{
+			Disks: []libvirtxml.DomainDisk{
+				{Device: "disk", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2"},
+					Source: &libvirtxml.DomainDiskSource{Volume: &libvirtxml.DomainDiskSourceVolume{Pool: h.cfg.Pool, Volume: volumeName(spec.UUID)}},
+					Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"}},
+				// Empty, so media can be changed while the VM runs (media-service).
+				{Device: "cdrom", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+					Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{}},
+					Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
+					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
-			Graphics: []graphicsXML{{Type: "vnc", AutoPort: "yes", Listen: "127.0.0.1"}},
-			Inputs:   []inputXML{{Type: "tablet", Bus: "usb"}},
+			Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{AutoPort: "yes", Listen: "127.0.0.1"}}},
+			Inputs:   []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
 		},
 	}
+	model := &libvirtxml.DomainInterfaceModel{Type: "virtio"}
 	switch h.cfg.Network {
 	case "":
 	case "user":
-		d.Devices.Interfaces = []interfaceXML{{Type: "user", Model: modelXML{Type: "virtio"}}}
+		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}}, Model: model}}
 	default:
-		d.Devices.Interfaces = []interfaceXML{{Type: "network", Source: &interfaceSourceXML{Network: h.cfg.Network}, Model: modelXML{Type: "virtio"}}}
+		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: h.cfg.Network}}, Model: model}}
 	}
-	return xml.Marshal(d)
+	return d.Marshal()
 }
 
 func (h *Hypervisor) Create(_ context.Context, spec app.MachineSpec) error {
@@ -100,18 +114,19 @@ func (h *Hypervisor) Create(_ context.Context, spec app.MachineSpec) error {
 	if err != nil {
 		return err
 	}
-	vol, err := xml.Marshal(volumeXML{Name: volumeName(spec.UUID), Capacity: sizeXML{Unit: "GiB", Value: spec.DiskGB},
-		Target: volumeTargetXML{Format: formatXML{Type: "qcow2"}}})
+	vol, err := (&libvirtxml.StorageVolume{Name: volumeName(spec.UUID),
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "GiB", Value: uint64(spec.DiskGB)},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}}}).Marshal()
 	if err != nil {
 		return err
 	}
-	volume, err := l.StorageVolCreateXML(pool, string(vol), 0)
+	volume, err := l.StorageVolCreateXML(pool, vol, 0)
 	if err != nil {
 		return fmt.Errorf("create disk: %w", err)
 	}
 	def, err := h.domainDefinition(spec)
 	if err == nil {
-		_, err = l.DomainDefineXML(string(def))
+		_, err = l.DomainDefineXML(def)
 	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("define domain: %w", err), l.StorageVolDelete(volume, 0))
