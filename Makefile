@@ -66,6 +66,14 @@ modules-check:
 	@for dir in $(MODULES); do \
 		(cd $$dir && $(GO) mod tidy -diff >/dev/null) || { echo "$$dir: go.mod/go.sum are not tidy (run: cd $$dir && go mod tidy)"; exit 1; }; \
 	done
+	@# ...and with the versions the workspace, and so every test, uses: an image must run what was tested.
+	@for dir in $(MODULES); do \
+		modules='{{with .Module}}{{.Path}} {{.Version}}{{end}}'; \
+		drift=$$(cd $$dir && diff <($(GO) list -deps -test -f "$$modules" ./... | grep -v '^limen/' | sort -u) \
+			<(GOWORK=off $(GO) list -deps -test -f "$$modules" ./... | grep -v '^limen/' | sort -u)) || { \
+			echo "$$dir builds other versions on its own than in the workspace (run: go work sync, then go mod tidy in $$dir):"; \
+			echo "$$drift"; exit 1; }; \
+	done
 
 bench:
 	bash deployments/bench/run.sh
