@@ -81,11 +81,12 @@ bench() {
 		}' "$DIR/wrk-$name.out"
 }
 
-# cpu_ticks sums the user and system clock ticks of CPU_PIDS (0 without them).
+# cpu_ticks sums the user and system clock ticks of CPU_PIDS (0 without them). The fields are counted
+# after the command name, which may hold spaces.
 cpu_ticks() {
 	local pid total=0
 	for pid in ${CPU_PIDS:-}; do
-		total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat") ))
+		total=$(( total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }') ))
 	done
 	echo "$total"
 }
