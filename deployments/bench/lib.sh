@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# lib.sh — sourced by the benchmark scripts: the real local stack on private ports, and wrk runs.
+# lib.sh — sourced by the benchmark scripts: free ports, the real local stack on private ports, and wrk runs.
 
 # start_stack NAME — runs make run's run.sh with its own data directory, ports and libvirt pools (the
 # host's libvirtd; started by run.sh when absent) and waits until it is up. Sets DIR, PG_PORT,
@@ -12,7 +12,6 @@ start_stack() {
 	POOLS=("limen-bench-vms-$$" "limen-bench-isos-$$") # removed at the end: the host stays as it was
 	STACK=
 	trap stop_stack EXIT
-	free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 	PG_PORT=$(free_port) VM_ADDR=127.0.0.1:$(free_port) MEDIA_ADDR=127.0.0.1:$(free_port) GATEWAY=127.0.0.1:$(free_port)
 	: >"$DIR/stack.log"
 	local log_level=warn
@@ -54,6 +53,8 @@ stop_stack() {
 	fi
 	rm -rf "$DIR"
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 

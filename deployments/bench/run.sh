@@ -10,6 +10,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
+# shellcheck source=deployments/bench/lib.sh
+source "$ROOT/deployments/bench/lib.sh"
 DURATION=${BENCH_DURATION:-5s}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -28,7 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
 UPSTREAM=127.0.0.1:$(free_port) JWKS=127.0.0.1:$(free_port) NGINX=127.0.0.1:$(free_port) GATEWAY=127.0.0.1:$(free_port)
@@ -57,9 +58,6 @@ if [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN"
 	echo "the gateway refused the benchmark token" >&2
 	exit 1
 fi
-
-# shellcheck source=deployments/bench/lib.sh
-source "$ROOT/deployments/bench/lib.sh"
 
 # One row per target and round in $DIR/rows-<target>; the median round by req/s is reported.
 for round in $(seq "$ROUNDS"); do
