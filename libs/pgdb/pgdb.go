@@ -59,7 +59,15 @@ func MigrateTracked(ctx context.Context, pool *pgxpool.Pool, schema, versionTabl
 	if !identifier.MatchString(versionTable) {
 		return fmt.Errorf("invalid version table name %q", versionTable)
 	}
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+	// CREATE SCHEMA IF NOT EXISTS is not safe against itself: two replicas starting together can both
+	// find no schema, and the second insert fails on pg_namespace's unique index.
+	if err := InTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockID(schema)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+		return err
+	}); err != nil {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(schema)), lock.WithLockTimeout(1, 300))
