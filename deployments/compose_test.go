@@ -36,21 +36,39 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-func loadProject(t *testing.T) *types.Project {
+// composeEnv is the environment the tests load docker-compose.yml with: the secrets the file
+// requires (no defaults), and nothing else, so every other value is the file's default.
+var composeEnv = map[string]string{
+	"LIMEN_ADMIN_PASSWORD": "compose-test-password",
+	"LIMEN_INTERNAL_TOKEN": "compose-test-token",
+	"POSTGRES_PASSWORD":    "compose-test-pg-password",
+}
+
+// loadProjectEnv loads docker-compose.yml with exactly env as the environment (neither the
+// process's environment nor a .env file is read).
+func loadProjectEnv(t *testing.T, env map[string]string) (*types.Project, error) {
 	t.Helper()
 	root := repoRoot(t)
+	var kv []string
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
+	}
 	opts, err := cli.NewProjectOptions(
 		[]string{filepath.Join(root, "docker-compose.yml")},
 		cli.WithName("limen"),
 		cli.WithWorkingDirectory(root),
-		// The file requires the admin password; everything else has a default.
-		cli.WithEnv([]string{"LIMEN_ADMIN_PASSWORD=compose-test-password", "LIMEN_INTERNAL_TOKEN=compose-test-token"}),
+		cli.WithEnv(kv),
 		cli.WithResolvedPaths(true),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := cli.ProjectFromOptions(context.Background(), opts)
+	return cli.ProjectFromOptions(context.Background(), opts)
+}
+
+func loadProject(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadProjectEnv(t, composeEnv)
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}

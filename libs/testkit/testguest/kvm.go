@@ -12,7 +12,7 @@ import (
 
 // kvmBootLimit is how long a guest under working KVM may take to reach its shell; under TCG the
 // same guest takes about 7 s, under KVM well under that.
-const kvmBootLimit = 45 * time.Second
+const kvmBootLimit = 30 * time.Second
 
 // ProbeKVM reports whether a Linux guest really boots under KVM on this libvirt. A /dev/kvm that
 // exists proves nothing: under nested virtualisation that does not work, QEMU crashes or the kernel

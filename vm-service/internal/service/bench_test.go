@@ -56,7 +56,7 @@ func BenchmarkCreateToRunning_RawLibvirt(b *testing.B) {
 			<os><type arch="x86_64" machine="q35">hvm</type></os>
 			<devices><disk type="file" device="disk"><driver name="qemu" type="qcow2"/><source file="%s"/><target dev="vda" bus="virtio"/></disk>
 			<disk type="file" device="cdrom"><driver name="qemu" type="raw"/><target dev="sda" bus="sata"/><readonly/></disk>
-			<graphics type="vnc" autoport="yes" listen="127.0.0.1"/></devices></domain>`, id, id, path))
+			<graphics type="vnc"><listen type="socket"/></graphics></devices></domain>`, id, id, path))
 		if err != nil {
 			b.Fatal(err)
 		}

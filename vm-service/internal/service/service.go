@@ -5,6 +5,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -46,6 +47,7 @@ type Config struct {
 	StoragePool    string        `env:"LIMEN_STORAGE_POOL" envDefault:"limen-vms" validate:"required"`
 	StoragePath    string        `env:"LIMEN_STORAGE_POOL_PATH" envDefault:"/var/lib/limen/vms" validate:"required"`
 	Network        string        `env:"LIMEN_VM_NETWORK" envDefault:"user"`
+	NetworkUnsafe  bool          `env:"LIMEN_VM_NETWORK_UNSAFE"`
 	OSTypesFile    string        `env:"LIMEN_OS_TYPES_FILE"`
 	StopTimeout    time.Duration `env:"LIMEN_VM_STOP_TIMEOUT" envDefault:"60s" validate:"gt=0"`
 	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
@@ -77,6 +79,11 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	catalogue, err := osfile.Load(cfg.OSTypesFile)
 	if err != nil {
 		return nil, err
+	}
+	if !libvirt.Isolated(cfg.Network) && !cfg.NetworkUnsafe {
+		return nil, fmt.Errorf("LIMEN_VM_NETWORK=%q can let guests connect to this host's services (database, broker, LIMEN's own ports): "+
+			"use %q (isolated), or set LIMEN_VM_NETWORK_UNSAFE=true once the host's firewall keeps guests away from them (README, Isolation)",
+			cfg.Network, libvirt.NetworkIsolated)
 	}
 	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
 	if err != nil {

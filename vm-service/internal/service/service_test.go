@@ -383,3 +383,15 @@ func TestValidation_EveryRuleIs4xxAndChangesNothing(t *testing.T) {
 		t.Fatalf("domains on the host: %+v %v", domains, err)
 	}
 }
+
+// A network that can reach the host's services is refused at start-up unless the operator says
+// the host's firewall handles it; the isolated default and no NIC at all need nothing.
+func TestNew_RefusesANetworkThatReachesTheHostWithoutTheOverride(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, network := range []string{"user-open", "default"} {
+		_, err := service.New(context.Background(), service.Config{Network: network}, nil, nil, log, nil)
+		if err == nil || !strings.Contains(err.Error(), "LIMEN_VM_NETWORK_UNSAFE=true") {
+			t.Errorf("LIMEN_VM_NETWORK=%s: %v, want a refusal naming the override", network, err)
+		}
+	}
+}

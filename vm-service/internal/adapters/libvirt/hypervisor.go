@@ -26,7 +26,7 @@ type Config struct {
 	// Pool is the storage pool for VM disks, a directory pool at PoolPath created when missing.
 	Pool     string
 	PoolPath string
-	// Network is a libvirt network name, "user" for user-mode networking, or "" for none.
+	// Network is NetworkIsolated, NetworkUserOpen, NetworkNone or a libvirt network's name.
 	Network string
 	// Installation tags the domains this installation defines (see OwnedSince).
 	Installation string
@@ -63,7 +63,7 @@ func (h *Hypervisor) ensurePool() error {
 func domainName(id uuid.UUID) string { return namePrefix + id.String() }
 func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 
-// domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on localhost.
+// domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on a unix socket.
 func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 	instance, err := xml.Marshal(instanceXML{Installation: h.cfg.Installation, Created: time.Now().UTC().Format(time.RFC3339)})
 	if err != nil {
@@ -90,17 +90,24 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 					Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
 					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
-			Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{AutoPort: "yes", Listen: "127.0.0.1"}}},
-			Inputs:   []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
+			// On a unix socket in the domain's private directory that libvirt names, never on TCP: a
+			// guest (which reaches 127.0.0.1 through user networking unless restricted) or another
+			// local user could otherwise watch and type into every VM's screen.
+			Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{
+				Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}}},
+			Inputs: []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
 		},
 	}
-	model := &libvirtxml.DomainInterfaceModel{Type: "virtio"}
 	switch h.cfg.Network {
-	case "":
-	case "user":
-		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}}, Model: model}}
+	case NetworkNone:
+	case NetworkIsolated:
+		d.QEMUCommandline = isolatedNIC(spec.UUID)
+	case NetworkUserOpen:
+		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}},
+			Model: &libvirtxml.DomainInterfaceModel{Type: "virtio"}}}
 	default:
-		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: h.cfg.Network}}, Model: model}}
+		d.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: h.cfg.Network}},
+			Model: &libvirtxml.DomainInterfaceModel{Type: "virtio"}}}
 	}
 	return d.Marshal()
 }
