@@ -101,6 +101,13 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	if err != nil {
 		return nil, err
 	}
+	hardened, err := hypervisor.Harden(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bring VM definitions of earlier versions up to date: %w", err)
+	}
+	if len(hardened) > 0 {
+		log.Warn("VM definitions of an earlier version hardened (display on a unix socket, isolated network); running VMs take them at their next start", "vms", hardened)
+	}
 	host := cfg.HostName
 	if host == "" {
 		host, _ = os.Hostname()

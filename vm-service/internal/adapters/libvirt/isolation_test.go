@@ -312,3 +312,63 @@ func dialAndExit(path string) {
 	conn.Close()
 	os.Exit(0)
 }
+
+// A VM defined by an earlier version (display on TCP, plain user-mode NIC) is brought up to the
+// isolated definition; other installations' domains are left alone.
+func TestHarden_UpgradesDefinitionsFromEarlierVersions(t *testing.T) {
+	ctx := context.Background()
+	l := libvirttest.Connect(t)
+	h, err := libvirt.New(func() (*golibvirt.Libvirt, error) { return l, nil }, libvirt.Config{
+		DomainType: "qemu", Pool: "limen-vms", PoolPath: filepath.Join(libvirttest.Shared(t).ImageDir(), "vms"),
+		Network: libvirt.NetworkIsolated, Installation: "installation-a",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newHypervisorOf(t, l, "qemu", "installation-b")
+	ours, theirs := spec(), spec()
+	for _, m := range []struct {
+		h *libvirt.Hypervisor
+		s app.MachineSpec
+	}{{h, ours}, {other, theirs}} {
+		if err := m.h.Create(ctx, m.s); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.h.Delete(ctx, m.s.UUID) })
+		dom, err := l.DomainLookupByUUID(golibvirt.UUID(m.s.UUID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, _ := l.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive)
+		var def libvirtxml.Domain
+		if err := def.Unmarshal(current); err != nil {
+			t.Fatal(err)
+		}
+		def.QEMUCommandline = nil
+		def.Devices.Interfaces = []libvirtxml.DomainInterface{{Source: &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}}}}
+		def.Devices.Graphics = []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{AutoPort: "yes", Listen: "127.0.0.1"}}}
+		old, _ := def.Marshal()
+		if _, err := l.DomainDefineXML(old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed, err := h.Harden(ctx)
+	if err != nil || len(changed) != 1 || changed[0] != ours.UUID {
+		t.Fatalf("Harden = %v, %v; want only %s", changed, err, ours.UUID)
+	}
+	definition := func(s app.MachineSpec) string {
+		dom, _ := l.DomainLookupByUUID(golibvirt.UUID(s.UUID))
+		x, _ := l.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive)
+		return x
+	}
+	got := definition(ours)
+	if strings.Contains(got, "<interface type='user'") || strings.Contains(got, "autoport") || !strings.Contains(got, "restrict=on") || !strings.Contains(got, "<listen type='socket'") {
+		t.Fatalf("not hardened:\n%s", got)
+	}
+	if !strings.Contains(definition(theirs), "<interface type='user'") {
+		t.Fatal("another installation's domain was changed")
+	}
+	if changed, err := h.Harden(ctx); err != nil || len(changed) != 0 {
+		t.Fatalf("second Harden = %v, %v; want nothing to do", changed, err)
+	}
+}

@@ -1,0 +1,97 @@
+package libvirt
+
+import (
+	"context"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
+)
+
+// Harden brings the definitions of this installation's VMs made by earlier versions up to today's:
+// a display on TCP moves to a unix socket and, with the isolated network configured, a plain
+// user-mode NIC (which reaches the host's loopback) becomes the restricted one. It changes the
+// persistent definition only, so a running VM keeps its devices until its next start. It returns
+// the VMs it changed.
+func (h *Hypervisor) Harden(ctx context.Context) ([]uuid.UUID, error) {
+	l, err := h.client()
+	if err != nil {
+		return nil, err
+	}
+	doms, _, err := l.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, err
+	}
+	var changed []uuid.UUID
+	for _, dom := range doms {
+		id := uuid.UUID(dom.UUID)
+		if !strings.HasPrefix(dom.Name, namePrefix) {
+			continue
+		}
+		if _, owned, err := h.OwnedSince(ctx, id); err != nil || !owned {
+			continue // another installation's, or gone meanwhile
+		}
+		current, err := l.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive)
+		if err != nil {
+			return changed, err
+		}
+		var def libvirtxml.Domain
+		if err := def.Unmarshal(current); err != nil {
+			return changed, err
+		}
+		if !h.harden(&def, id) {
+			continue
+		}
+		hardened, err := def.Marshal()
+		if err != nil {
+			return changed, err
+		}
+		if _, err := l.DomainDefineXML(hardened); err != nil {
+			return changed, err
+		}
+		changed = append(changed, id)
+	}
+	return changed, nil
+}
+
+// harden changes def in place and reports whether anything changed.
+func (h *Hypervisor) harden(def *libvirtxml.Domain, id uuid.UUID) bool {
+	changed := false
+	for i, g := range def.Devices.Graphics {
+		if g.VNC != nil && !onSocketOnly(g.VNC) {
+			def.Devices.Graphics[i].VNC = &libvirtxml.DomainGraphicVNC{
+				Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}
+			changed = true
+		}
+	}
+	if h.cfg.Network != NetworkIsolated {
+		return changed
+	}
+	kept := def.Devices.Interfaces[:0]
+	for _, nic := range def.Devices.Interfaces {
+		if nic.Source == nil || nic.Source.User == nil {
+			kept = append(kept, nic)
+		}
+	}
+	if len(kept) == len(def.Devices.Interfaces) {
+		return changed
+	}
+	def.Devices.Interfaces = kept
+	if def.QEMUCommandline == nil {
+		def.QEMUCommandline = isolatedNIC(id)
+	}
+	return true
+}
+
+func onSocketOnly(vnc *libvirtxml.DomainGraphicVNC) bool {
+	if vnc.Port > 0 || vnc.AutoPort == "yes" || vnc.Listen != "" || vnc.WebSocket != 0 || len(vnc.Listeners) == 0 {
+		return false
+	}
+	for _, listener := range vnc.Listeners {
+		if listener.Socket == nil {
+			return false
+		}
+	}
+	return true
+}
