@@ -87,6 +87,7 @@ build:
 	$(GO) build -trimpath -o $(BIN_DIR)/ $(foreach s,$(SERVICES),./$(s)/cmd/...)
 	$(GO) build -trimpath -o $(BIN_DIR)/limen-broker ./deployments/broker
 	$(GO) build -trimpath -o $(BIN_DIR)/probe ./deployments/probe
+	$(GO) build -trimpath -o $(BIN_DIR)/kvmprobe ./deployments/kvmprobe
 
 clean:
 	rm -rf $(BIN_DIR)

@@ -34,6 +34,7 @@ start_stack() {
 		echo "vm-service and media-service did not start (no libvirt?)" >&2
 		exit 1
 	}
+	# shellcheck disable=SC2034 # read by the scripts that source this file
 	TOKEN=$(curl -fs -H 'Content-Type: application/json' \
 		-d "{\"username\":\"admin\",\"password\":\"$(cat "$DIR/data/admin-password")\"}" \
 		"http://$GATEWAY/api/auth/login" | json_field token)

@@ -21,7 +21,7 @@ command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -
 start_stack vms
 OWNER=$(curl -fs -H "Authorization: Bearer $TOKEN" "http://$GATEWAY/api/auth/me" | json_field id)
 PSQL=$(command -v psql || printf '%s\n' /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)
-"$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d limen -v ON_ERROR_STOP=1 -c "
+PGPASSWORD=$(<"$DIR/data/postgres/limen-password") "$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d limen -v ON_ERROR_STOP=1 -c "
 	INSERT INTO vm.vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status, host, version, created_at, updated_at)
 	SELECT gen_random_uuid(), $OWNER, 'bench-' || g, 1 + g % 4, 512 * (1 + g % 8), 'ubuntu-server', 20,
 	       (ARRAY['Running', 'Stopped', 'Paused'])[1 + g % 3], 'bench', 1, now(), now()

@@ -8,10 +8,17 @@
 # it started (and nothing else) and exits 0; if a service dies on its own, it stops everything and
 # exits non-zero.
 #
+# The own Postgres cluster never takes a login without a password (scram-sha-256, local and host):
+# its superuser postgres has a random password, generated once and kept (mode 0600, the postgres
+# user's) in $LIMEN_DATA_DIR/postgres/limen-password; DATABASE_URL carries it to the services. A
+# cluster an earlier run made with trust gets that password and a scram-sha-256 pg_hba.conf (the old
+# one kept as pg_hba.conf.trust-backup) before it starts listening.
+#
 # Environment (defaults in brackets):
-#   LIMEN_DATA_DIR       [./.limen]  state: postgres/, bin/, logs/, keys/, isos/, admin-password
+#   LIMEN_DATA_DIR       [./.limen]  state: postgres/ (with limen-password), bin/, logs/, keys/, isos/,
+#                                    admin-password, internal-token
 #   DATABASE_URL         [unset]     use this database; unset: own cluster in $LIMEN_DATA_DIR/postgres
-#   LIMEN_PG_PORT        [15432]     port of that cluster (127.0.0.1)
+#   LIMEN_PG_PORT        [15432]     port of that cluster (127.0.0.1; password in postgres/limen-password)
 #   KAFKA_BROKERS        [unset]     use these brokers; unset: start limen-broker on LIMEN_KAFKA_ADDR
 #   LIMEN_KAFKA_ADDR     [127.0.0.1:19092]
 #   LIMEN_START_LIBVIRTD [1]         0: never start libvirtd (1: start it when its socket does not answer)
@@ -82,11 +89,23 @@ env_auth_service() {
 	echo "LIMEN_JWT_KEY_DIR=${LIMEN_JWT_KEY_DIR:-$LIMEN_DATA_DIR/keys}"
 }
 
-# vm-service drives libvirt: QEMU's software emulation unless this machine has KVM.
+# vm-service drives libvirt: KVM when a real guest boots under it through that libvirt, else QEMU's
+# software emulation. A /dev/kvm that exists proves nothing (broken nested virtualisation crashes or
+# hangs guests), so kvmprobe boots the test guest once and keeps the verdict.
+domain_type() {
+	if [[ -n "${LIMEN_DOMAIN_TYPE:-}" ]]; then
+		echo "$LIMEN_DOMAIN_TYPE"
+	elif [[ ! -e /dev/kvm ]]; then
+		echo qemu
+	elif [[ "${LIBVIRT_URI:-qemu:///system}" == *+* ]]; then
+		echo kvm # a remote libvirt host: its KVM is not this machine's to probe
+	else
+		"$BIN/kvmprobe" -socket "${LIBVIRT_SOCKET:-/var/run/libvirt/libvirt-sock}" -uri "${LIBVIRT_URI:-qemu:///system}" \
+			-cache "$LIMEN_DATA_DIR/kvm-verdict"
+	fi
+}
 env_vm_service() {
-	local domain_type=qemu
-	[[ -w /dev/kvm ]] && domain_type=kvm
-	echo "LIMEN_DOMAIN_TYPE=${LIMEN_DOMAIN_TYPE:-$domain_type}"
+	echo "LIMEN_DOMAIN_TYPE=$(domain_type)"
 	echo "LIMEN_STORAGE_POOL_PATH=${LIMEN_STORAGE_POOL_PATH:-$LIMEN_DATA_DIR/vms}"
 	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
 }
@@ -233,10 +252,10 @@ done
 ((${#busy[@]} == 0)) || die "already in use: ${busy[*]} — another 'make run'? Stop it, or choose other addresses (see README)"
 
 # ---- secrets ---------------------------------------------------------------------------------------
-# secret_file NAME — a random secret kept in $LIMEN_DATA_DIR/NAME (0600), made on first use, so a
+# secret_at FILE — FILE holds a random secret (24 letters and digits, mode 0600), made on first use, so a
 # second `make run` finds the same one.
-secret_file() {
-	local f=$LIMEN_DATA_DIR/$1
+secret_at() {
+	local f=$1
 	if [[ ! -s "$f" ]]; then
 		(
 			umask 077
@@ -245,7 +264,11 @@ secret_file() {
 		)
 	fi
 	chmod 600 "$f"
-	cat "$f"
+}
+# secret_file NAME — the secret kept in $LIMEN_DATA_DIR/NAME.
+secret_file() {
+	secret_at "$LIMEN_DATA_DIR/$1"
+	cat "$LIMEN_DATA_DIR/$1"
 }
 LIMEN_ADMIN_PASSWORD=${LIMEN_ADMIN_PASSWORD:-$(secret_file admin-password)}
 export -n LIMEN_ADMIN_PASSWORD # passed to auth-service only (env_auth_service)
@@ -258,6 +281,7 @@ build() { # name package
 	go build -o "$BIN/$1" "$2" || die "build of $2 failed"
 }
 build probe ./deployments/probe
+build kvmprobe ./deployments/kvmprobe
 [[ -z "${KAFKA_BROKERS:-}" ]] && build limen-broker ./deployments/broker
 for entry in "${SERVICES[@]}"; do
 	IFS='|' read -r name _ pkg <<<"$entry"
@@ -280,6 +304,34 @@ find_pg_bin() {
 	return 1
 }
 
+# pg_secret_at FILE — secret_at, the postgres user's when we are root (it lives beside its cluster).
+pg_secret_at() {
+	secret_at "$1"
+	if is_root; then chown postgres: "$1"; fi
+}
+
+# hba_without_trust FILE — pg_hba.conf FILE with each local and host line's trust (which takes no
+# options, so it ends the line before any comment) changed to scram-sha-256.
+hba_without_trust() {
+	awk '{
+		line = $0
+		comment = ""
+		if ((i = index(line, "#")) > 0) {
+			comment = substr(line, i)
+			line = substr(line, 1, i - 1)
+		}
+		if (line ~ /^[ \t]*(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)[ \t]/ && match(line, /[ \t]trust[ \t]*$/))
+			line = substr(line, 1, RSTART) "scram-sha-256" substr(line, RSTART + 6)
+		print line comment
+	}' "$1"
+}
+
+# pg_sql ARGS... — psql as postgres on our cluster; the password goes by the environment, not argv.
+pg_sql() {
+	PGPASSWORD=$PG_PASSWORD "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U postgres -d postgres \
+		-v ON_ERROR_STOP=1 -tA "$@"
+}
+
 if [[ -z "${DATABASE_URL:-}" ]]; then
 	PG_BIN=$(find_pg_bin) || die "PostgreSQL not found (run deployments/local/ensure-deps.sh as root, or set DATABASE_URL)"
 	PGDATA=$LIMEN_DATA_DIR/postgres
@@ -291,30 +343,75 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
 		runuser -u postgres -- test -w "$PGDATA" ||
 			die "the postgres user cannot reach $PGDATA: make its parent directories traversable (chmod o+x) or choose another LIMEN_DATA_DIR"
 	fi
+	if run_as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+		die "a postgres server is already running on $PGDATA — another 'make run' with this LIMEN_DATA_DIR?"
+	fi
+	# The superuser's password lives in the cluster's directory; nothing ever logs in without it.
+	PG_PASSWORD_FILE=$PGDATA/limen-password
+	set_password=0
 	if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
 		say "initialising a Postgres cluster in $PGDATA"
-		run_as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --no-sync >"$LOGS/initdb.log" 2>&1 ||
+		rm -f "$PG_PASSWORD_FILE" # of a cluster that is gone: initdb wants an empty directory
+		# initdb reads the password from a file the postgres user can read, outside the empty $PGDATA.
+		pwfile=$LIMEN_DATA_DIR/postgres-initdb-password
+		rm -f "$pwfile"
+		pg_secret_at "$pwfile"
+		run_as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=scram-sha-256 --pwfile="$pwfile" \
+			-E UTF8 --no-sync >"$LOGS/initdb.log" 2>&1 ||
 			{
+				rm -f "$pwfile"
 				show_log "$LOGS/initdb.log"
 				die "initdb failed"
 			}
+		mv -f "$pwfile" "$PG_PASSWORD_FILE"
+	elif [[ ! -s "$PG_PASSWORD_FILE" ]]; then
+		set_password=1 # a cluster from before passwords, or the file was lost: a new one
 	fi
-	if run_as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-		die "a postgres server is already running on $PGDATA — another 'make run' with this LIMEN_DATA_DIR?"
+	pg_secret_at "$PG_PASSWORD_FILE"
+	PG_PASSWORD=$(<"$PG_PASSWORD_FILE")
+	# A cluster from an earlier run may still trust every local login: give the superuser the password
+	# and switch those lines to scram-sha-256 before the server listens.
+	pg_hba=$PGDATA/pg_hba.conf
+	upgrade_hba=0
+	if ! cmp -s "$pg_hba" <(hba_without_trust "$pg_hba"); then
+		upgrade_hba=1
+		set_password=1
+	fi
+	if ((set_password)); then
+		say "setting the password of the postgres role (kept in $PG_PASSWORD_FILE)"
+		# Single-user mode: no listener, no login; the statement goes through stdin, not argv, and is
+		# not logged even if it fails (log_min_error_statement).
+		printf "ALTER ROLE postgres PASSWORD '%s'\n" "$PG_PASSWORD" |
+			run_as_postgres "$PG_BIN/postgres" --single -D "$PGDATA" -c password_encryption=scram-sha-256 \
+				-c log_min_error_statement=panic postgres >>"$LOGS/postgres.log" 2>&1 ||
+			{
+				show_log "$LOGS/postgres.log"
+				die "could not set the password of the postgres role"
+			}
+	fi
+	if ((upgrade_hba)); then
+		say "pg_hba.conf: trust -> scram-sha-256 (the old one is kept as $pg_hba.trust-backup)"
+		cp -p "$pg_hba" "$pg_hba.trust-backup"
+		cp -p "$pg_hba" "$pg_hba.new" # the owner and mode of the original; then its content without trust
+		hba_without_trust "$pg_hba.trust-backup" >"$pg_hba.new"
+		mv -f "$pg_hba.new" "$pg_hba"
 	fi
 	say "starting postgres on 127.0.0.1:$LIMEN_PG_PORT"
 	PG_STARTED=1 # none ran on $PGDATA before: from here on, whatever runs there is ours to stop
 	run_as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 \
-		-o "-p $LIMEN_PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c synchronous_commit=off" start >/dev/null ||
+		-o "-p $LIMEN_PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c password_encryption=scram-sha-256" \
+		start >/dev/null ||
 		{
 			show_log "$LOGS/postgres.log"
 			die "postgres did not start"
 		}
-	psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -tA)
-	if [[ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'limen'")" != 1 ]]; then
-		"${psql[@]}" -c 'CREATE DATABASE limen' >/dev/null
+	if ! answer=$(pg_sql -c 'SELECT 1' 2>&1); then
+		die "postgres refused the password in $PG_PASSWORD_FILE: $answer"
 	fi
-	export DATABASE_URL="postgres://postgres@127.0.0.1:$LIMEN_PG_PORT/limen?sslmode=disable"
+	if [[ "$(pg_sql -c "SELECT 1 FROM pg_database WHERE datname = 'limen'")" != 1 ]]; then
+		pg_sql -c 'CREATE DATABASE limen' >/dev/null
+	fi
+	export DATABASE_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$LIMEN_PG_PORT/limen?sslmode=disable"
 else
 	say "using DATABASE_URL from the environment"
 fi
