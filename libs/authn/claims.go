@@ -29,6 +29,11 @@ type Claims struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
 	Type     string `json:"typ"`
+	// Version is the user's token version when the token was signed: auth-service raises it whenever
+	// the user's role or approval changes, which revokes every token signed before.
+	Version int64 `json:"ver"`
+	// SessionID names the login (refresh-token family) the token belongs to; logging out ends it.
+	SessionID string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 

@@ -26,14 +26,23 @@ type VerifierConfig struct {
 	// CacheSize bounds how many verified tokens are remembered (0: 10,000). A hit skips the signature
 	// check, which is most of a request's cost at the gateway.
 	CacheSize int
+	// Revocations, when set, refuses tokens that auth-service has revoked since it signed them (a
+	// changed role or approval, a deleted user, an ended session), cached or not.
+	Revocations Revocations
+}
+
+// Revocations knows which valid-looking tokens auth-service has revoked.
+type Revocations interface {
+	Revoked(*Claims) bool
 }
 
 // Verifier checks access tokens against the JWKS, refreshing it periodically and when a token names an
 // unknown key id (rate limited, so forged kids cannot hammer auth-service).
 type Verifier struct {
-	keys   jwt.Keyfunc
-	parser *jwt.Parser
-	cache  *lru.Cache[string, *Claims]
+	keys        jwt.Keyfunc
+	parser      *jwt.Parser
+	cache       *lru.Cache[string, *Claims]
+	revocations Revocations
 }
 
 // NewVerifier starts the JWKS refresh, which ends with ctx. An unreachable JWKS at start is not an error:
@@ -78,13 +87,17 @@ func newVerifier(keys jwt.Keyfunc, cfg VerifierConfig) (*Verifier, error) {
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(5*time.Second),
 		),
-		cache: cache,
+		cache:       cache,
+		revocations: cfg.Revocations,
 	}, nil
 }
 
 // Verify returns the claims of a valid access token, or ErrInvalidToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if claims, ok := v.cache.Get(token); ok {
+		if v.revoked(claims) {
+			return nil, ErrInvalidToken
+		}
 		if time.Now().Before(claims.ExpiresAt.Time) {
 			return claims, nil
 		}
@@ -99,8 +112,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		(claims.Role != RoleAdmin && claims.Role != RoleUser) {
 		return nil, ErrInvalidToken
 	}
+	if v.revoked(claims) {
+		return nil, ErrInvalidToken
+	}
 	// Fiber hands out strings that alias request buffers it reuses; a key that outlives the request
 	// must own its bytes, or a later request could rewrite it into another user's token.
 	v.cache.Add(strings.Clone(token), claims)
 	return claims, nil
+}
+
+func (v *Verifier) revoked(claims *Claims) bool {
+	return v.revocations != nil && v.revocations.Revoked(claims)
 }
