@@ -9,7 +9,7 @@
 //	-addr        LIMEN_KAFKA_ADDR        listen address(es), comma separated; one broker per address
 //	                                     (default 127.0.0.1:19092). The host is also the advertised
 //	                                     host, so use an address clients can reach (not 0.0.0.0).
-//	-topics      LIMEN_KAFKA_TOPICS      topics created at start (default limen.vm.events,limen.media.events)
+//	-topics      LIMEN_KAFKA_TOPICS      topics created at start (default limen.vm.events,limen.media.events,limen.user.events)
 //	-partitions  LIMEN_KAFKA_PARTITIONS  partitions of pre-created and auto-created topics (default 3)
 //	-auto-create LIMEN_KAFKA_AUTO_CREATE create unknown topics on first use (default true)
 //	-data-dir    LIMEN_KAFKA_DATA_DIR    persist state in this directory (default: memory only)
@@ -36,7 +36,7 @@ import (
 )
 
 // DefaultTopics are the topics the LIMEN services publish to (see ARCHITECTURE.md, "Events").
-const DefaultTopics = "limen.vm.events,limen.media.events"
+const DefaultTopics = "limen.vm.events,limen.media.events,limen.user.events"
 
 type options struct {
 	addrs      []string

@@ -61,6 +61,13 @@ func (l *List) Revoked(c *authn.Claims) bool {
 	return c.SessionID != "" && ended
 }
 
+// Deleted reports whether the user was deleted.
+func (l *List) Deleted(userID int64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.deleted[userID]
+}
+
 // Subscribe calls fn, outside the list's lock, after every change that may revoke a user's tokens
 // (to close that user's open sockets, say).
 func (l *List) Subscribe(fn func(userID int64)) {

@@ -15,6 +15,7 @@ import (
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
 	"limen/media-service/internal/adapters/libvirt"
@@ -47,17 +48,21 @@ type Config struct {
 	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
 }
 
-// Service is media-service assembled: its HTTP app and the relay that publishes media events.
+// Service is media-service assembled: its HTTP app, the relay that publishes media events and the
+// follower of auth-service's user changes that revokes tokens.
 type Service struct {
-	app   *fiber.App
-	relay *outbox.Relay
+	app      *fiber.App
+	relay    *outbox.Relay
+	follower *revocation.Follower
 }
 
 // New builds the service over an open pool (migrated by the caller) and a libvirt connection manager
 // that the caller keeps running.
 func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.Manager, log *slog.Logger, tel *telemetry.Telemetry) (*Service, error) {
 	now := func() time.Time { return time.Now().UTC() }
-	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	revoked := revocation.NewList()
+	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Revocations: revoked})
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +80,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
 		// ISO uploads stream into the pool; every other request keeps the 1 MiB limit.
 		StreamRequestBody: true, Upload: web.UploadRoute(fiber.MethodPost, "/api/vms/isos"),
-		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready}})
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready, "revocations": follower.Ready}})
 	porthttp.Mount(fiberApp, porthttp.UseCases{
 		ListISOs:  app.ListISOs{Library: library},
 		GetMedia:  app.GetMedia{VMs: vms, Drive: drive},
@@ -83,14 +88,17 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		UploadISO: app.UploadISO{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
 		DeleteISO: app.DeleteISO{Library: library, Drive: drive},
 	}, verifier)
-	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)}, nil
+	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log), follower: follower}, nil
 }
 
 // App is the service's HTTP app.
 func (s *Service) App() *fiber.App { return s.app }
 
-// Run publishes media events until ctx is done.
+// Run publishes media events and follows user changes until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
+	following := make(chan struct{})
+	go func() { defer close(following); _ = s.follower.Run(ctx) }()
 	err := s.relay.Run(ctx)
+	<-following
 	return errors.Join(err, s.relay.Close())
 }

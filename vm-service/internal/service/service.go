@@ -18,6 +18,7 @@ import (
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
 	"limen/vm-service/internal/adapters/defaultquota"
@@ -64,12 +65,14 @@ type Config struct {
 type Service struct {
 	app *fiber.App
 
-	conn    *libvirtconn.Manager
-	relay   *outbox.Relay
-	observe app.ObserveStatus
-	resync  app.Resync
-	every   time.Duration
-	log     *slog.Logger
+	conn  *libvirtconn.Manager
+	relay *outbox.Relay
+	// follower applies auth-service's user changes: revoked tokens, and deleted users' VMs.
+	follower *revocation.Follower
+	observe  app.ObserveStatus
+	resync   app.Resync
+	every    time.Duration
+	log      *slog.Logger
 }
 
 // New builds the service over an open pool (migrated by the caller) and a libvirt connection manager
@@ -85,7 +88,8 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 			"use %q (isolated), or set LIMEN_VM_NETWORK_UNSAFE=true once the host's firewall keeps guests away from them (README, Isolation)",
 			cfg.Network, libvirt.NetworkIsolated)
 	}
-	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	revoked := revocation.NewList()
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Revocations: revoked})
 	if err != nil {
 		return nil, err
 	}
@@ -116,26 +120,42 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
 	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Now: now}
 
+	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
+	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Now: now}
+	deleteOwned := app.DeleteOwnedVMs{Repo: repo, Delete: deleteVM, Log: log}
+	background := context.WithoutCancel(ctx)
+	revoked.Subscribe(func(userID int64) {
+		if revoked.Deleted(userID) {
+			go func() {
+				if err := deleteOwned.Handle(background, userID); err != nil {
+					log.Warn("deleting the VMs of a deleted user", "owner_id", userID, "err", err)
+				}
+			}()
+		}
+	})
+
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
-		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready}})
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready, "revocations": follower.Ready}})
 	porthttp.Mount(fiberApp, porthttp.UseCases{
 		List:    app.ListVMs{Repo: repo},
 		Get:     app.GetVM{Repo: repo},
 		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
 		Power:   power,
 		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Now: now},
-		Delete:  app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Now: now},
+		Delete:  deleteVM,
 		OSTypes: app.ListOSTypes{Catalogue: catalogue},
+		Usage:   app.OwnerUsage{Repo: repo},
 	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 
 	s := &Service{
-		app:     fiberApp,
-		conn:    conn,
-		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
-		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
-		resync:  app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
-		every:   cfg.ResyncInterval,
-		log:     log,
+		app:      fiberApp,
+		conn:     conn,
+		relay:    outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
+		observe:  app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
+		resync:   app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+		every:    cfg.ResyncInterval,
+		log:      log,
+		follower: follower,
 	}
 	// Every (re)connect may have missed events: resync at once rather than at the next tick.
 	conn.OnConnect(func(ctx context.Context) { s.resyncNow(ctx) })
@@ -151,7 +171,8 @@ func (s *Service) Run(ctx context.Context) error {
 	s.resyncNow(ctx) // the first connection came before the hook was registered
 	var wg sync.WaitGroup
 	var relayErr error
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); _ = s.follower.Run(ctx) }()
 	go func() { defer wg.Done(); libvirt.Watch(ctx, s.conn.Events(), s.observe.Handle, s.log) }()
 	go func() { defer wg.Done(); s.resyncLoop(ctx) }()
 	go func() { defer wg.Done(); relayErr = s.relay.Run(ctx) }()

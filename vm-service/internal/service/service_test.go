@@ -24,6 +24,7 @@ import (
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 	"limen/libs/testkit"
 	"limen/libs/testkit/jwttest"
 	"limen/libs/testkit/kafkatest"
@@ -64,7 +65,7 @@ func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 	if err := outbox.Migrate(ctx, pool, "vm"); err != nil {
 		t.Fatal(err)
 	}
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.SeedTopics(1, revocation.Topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,5 +394,80 @@ func TestNew_RefusesANetworkThatReachesTheHostWithoutTheOverride(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "LIMEN_VM_NETWORK_UNSAFE=true") {
 			t.Errorf("LIMEN_VM_NETWORK=%s: %v, want a refusal naming the override", network, err)
 		}
+	}
+}
+
+// publishUserEvent puts an auth-service user event on the broker, as its outbox relay would.
+func (s *stack) publishUserEvent(eventType string, change revocation.Change) {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker.ListenAddrs()...), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	data, _ := json.Marshal(change)
+	value, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": uuid.NewString(), "source": "auth-service",
+		"type": eventType, "time": time.Now().UTC(), "data": json.RawMessage(data)})
+	record := &kgo.Record{Topic: revocation.Topic, Key: []byte(fmt.Sprint(change.UserID)), Value: value}
+	if err := cl.ProduceSync(context.Background(), record).FirstErr(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// A deleted user's token is refused at once, and the user's VMs go with the user; the internal
+// usage route tells auth-service what the user owned.
+func TestUserDeleted_TokensRefusedAndVMsDeleted(t *testing.T) {
+	s := newStack(t)
+	token := s.token(7, "user")
+	vm := s.create(token, "owned")
+	var usage struct {
+		VMs    int `json:"vms"`
+		CPU    int `json:"cpu"`
+		Memory int `json:"memory"`
+	}
+	a := s.call("GET", "/internal/owners/7/usage", "peer-secret", "")
+	a.decode(t, &usage)
+	if a.status != http.StatusOK || usage.VMs != 1 || usage.CPU != 1 || usage.Memory != 64 {
+		t.Fatalf("usage: %d %s", a.status, a.body)
+	}
+	if a := s.call("GET", "/internal/owners/7/usage", token, ""); a.status != http.StatusUnauthorized {
+		t.Fatalf("usage with a user's token: %d", a.status)
+	}
+
+	deleted := time.Now()
+	s.publishUserEvent(revocation.TypeUserDeleted, revocation.Change{UserID: 7, TokenVersion: 1})
+	for s.call("GET", "/api/vms", token, "").status != http.StatusUnauthorized {
+		if time.Since(deleted) > 5*time.Second {
+			t.Fatal("a deleted user's token still works after 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("token refused %s after the deletion was published", time.Since(deleted).Round(time.Millisecond))
+	admin := s.token(1, "admin")
+	for s.call("GET", "/api/vms/"+vm.UUID, admin, "").status != http.StatusNotFound {
+		if time.Since(deleted) > 30*time.Second {
+			t.Fatal("the deleted user's VM is still there after 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A changed role revokes tokens signed before it; a token of the new version works.
+func TestUserChanged_OlderTokensRefused(t *testing.T) {
+	s := newStack(t)
+	old := s.token(8, "admin")
+	if a := s.call("GET", "/api/vms?all=true", old, ""); a.status != http.StatusOK {
+		t.Fatalf("before: %d", a.status)
+	}
+	s.publishUserEvent(revocation.TypeUserChanged, revocation.Change{UserID: 8, TokenVersion: 1})
+	for started := time.Now(); s.call("GET", "/api/vms?all=true", old, "").status != http.StatusUnauthorized; time.Sleep(10 * time.Millisecond) {
+		if time.Since(started) > 5*time.Second {
+			t.Fatal("a token of an older version still works after 5 s")
+		}
+	}
+	claims := jwttest.Claims(8, "user")
+	claims.Version = 1
+	if a := s.call("GET", "/api/vms", s.keys.Sign(t, claims), ""); a.status != http.StatusOK {
+		t.Fatalf("a token of the new version: %d %s", a.status, a.body)
 	}
 }

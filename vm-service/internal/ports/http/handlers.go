@@ -5,6 +5,7 @@ package http
 import (
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -23,6 +24,7 @@ type UseCases struct {
 	Resize  app.ResizeVM
 	Delete  app.DeleteVM
 	OSTypes app.ListOSTypes
+	Usage   app.OwnerUsage
 }
 
 // Config is what the port needs besides the use cases.
@@ -49,6 +51,7 @@ func Mount(app *fiber.App, uc UseCases, cfg Config) {
 
 	internal := app.Group("/internal", requireServiceToken(cfg.InternalToken))
 	internal.Get("/vms/:ref", h.internalGet)
+	internal.Get("/owners/:id/usage", h.internalUsage)
 }
 
 func callerOf(c *fiber.Ctx) app.Caller {
@@ -177,6 +180,18 @@ func (h handlers) internalGet(c *fiber.Ctx) error {
 	}
 	return c.JSON(internalVMResponse{ID: vm.ID, UUID: vm.UUID.String(), Name: vm.Name, OwnerID: vm.OwnerID,
 		Status: string(vm.Status), Host: vm.Host, CPU: vm.CPU, Memory: vm.MemoryMiB})
+}
+
+func (h handlers) internalUsage(c *fiber.Ctx) error {
+	owner, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || owner <= 0 {
+		return web.NewError(http.StatusBadRequest, "Invalid user id: "+c.Params("id"))
+	}
+	usage, err := h.uc.Usage.Handle(c.UserContext(), owner)
+	if err != nil {
+		return toHTTP(err)
+	}
+	return c.JSON(ownerUsageResponse{VMs: usage.VMs, CPU: usage.CPU, Memory: usage.MemoryMiB})
 }
 
 // requireServiceToken admits peer services that present the shared internal token. With no token

@@ -39,3 +39,10 @@ type internalVMResponse struct {
 	CPU     int    `json:"cpu"`
 	Memory  int    `json:"memory"`
 }
+
+// ownerUsageResponse is /internal/owners/{id}/usage: what one user's VMs take.
+type ownerUsageResponse struct {
+	VMs    int `json:"vms"`
+	CPU    int `json:"cpu"`
+	Memory int `json:"memory"`
+}
