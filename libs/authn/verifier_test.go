@@ -202,6 +202,33 @@ func TestVerify_CachedTokenStillExpires(t *testing.T) {
 	}
 }
 
+// revokeSwitch revokes every token once flipped.
+type revokeSwitch struct{ on bool }
+
+func (r *revokeSwitch) Revoked(*authn.Claims) bool { return r.on }
+
+// A revocation reaches tokens already in the cache, not only new ones.
+func TestVerify_RevokedTokenRefusedEvenWhenCached(t *testing.T) {
+	key := newSigner(t, "k1")
+	revoked := &revokeSwitch{}
+	v, err := authn.NewStaticVerifier(func(*jwt.Token) (any, error) { return key.priv.Public(), nil },
+		authn.VerifierConfig{Issuer: issuer, Audience: audience, Revocations: revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := key.sign(t, validClaims())
+	if _, err := v.Verify(token); err != nil {
+		t.Fatal(err)
+	}
+	revoked.on = true
+	if _, err := v.Verify(token); err == nil {
+		t.Fatal("a revoked token was served from the cache")
+	}
+	if _, err := v.Verify(key.sign(t, validClaims())); err == nil {
+		t.Fatal("a revoked token was accepted")
+	}
+}
+
 func BenchmarkVerify(b *testing.B) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	keys := func(*jwt.Token) (any, error) { return priv.Public(), nil }
