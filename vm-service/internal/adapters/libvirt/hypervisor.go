@@ -99,7 +99,7 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 		},
 	}
 	switch h.cfg.Network {
-	case NetworkNone:
+	case NetworkNone, "":
 	case NetworkIsolated:
 		d.QEMUCommandline = isolatedNIC(spec.UUID)
 	case NetworkUserOpen:

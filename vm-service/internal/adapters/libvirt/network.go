@@ -16,13 +16,16 @@ const (
 	// NetworkUserOpen is plain user-mode networking: outbound connections, the internet included,
 	// but also every service listening on the host's loopback.
 	NetworkUserOpen = "user-open"
-	// NetworkNone gives the VM no NIC.
-	NetworkNone = ""
+	// NetworkNone gives the VM no NIC. (An empty setting is the default, user: the configuration
+	// loader treats an empty variable as unset.)
+	NetworkNone = "none"
 )
 
 // Isolated reports whether a network setting keeps every guest away from the host's services on
 // any host. A libvirt network's isolation depends on the host's firewall, which LIMEN cannot see.
-func Isolated(network string) bool { return network == NetworkIsolated || network == NetworkNone }
+func Isolated(network string) bool {
+	return network == NetworkIsolated || network == NetworkNone || network == ""
+}
 
 // isolatedNIC adds a virtio NIC on a restricted user-mode backend. libvirt has no element for
 // QEMU's restrict option, so the NIC is passed as QEMU arguments; libvirt marks such a domain
