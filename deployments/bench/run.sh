@@ -48,7 +48,7 @@ sed -e "s#@DIR@#$DIR#g" -e "s#@UPSTREAM@#$UPSTREAM#" -e "s#@LISTEN@#$NGINX#" dep
 nginx -p "$DIR" -c "$DIR/nginx.conf" -g 'daemon off;' & PIDS+=($!)
 NGINX_PID=$!
 LISTEN_ADDR=$GATEWAY AUTH_SERVICE_URL=http://$JWKS VM_SERVICE_URL=http://$UPSTREAM \
-	LIMEN_JWKS_URL=http://$JWKS/api/auth/jwks LOG_LEVEL=warn "$DIR/gateway" & PIDS+=($!)
+	LIMEN_JWKS_URL=http://$JWKS/api/auth/jwks LIMEN_METRICS_ADDR=off LOG_LEVEL=warn "$DIR/gateway" & PIDS+=($!)
 GATEWAY_PID=$!
 wait_http "http://$NGINX/api/vms"
 wait_http "http://$FASTPROXY/api/vms"

@@ -10,6 +10,7 @@ import (
 	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"golang.org/x/sync/errgroup"
 
 	"limen/libs/telemetry"
 )
@@ -34,11 +35,16 @@ type AppConfig struct {
 	Checks map[string]Check
 	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For is believed, so that
 	// c.IP() is the client's address behind the gateway. Empty: the peer address is the client.
+	// ClientIP and ClientOf read the same list more carefully (see forwarded.go).
 	TrustedProxies []string
+	// SeparateInternal leaves /readyz and /metrics off this app (they answer 404 on it): NewInternalApp
+	// serves them, for a listener of their own that is not exposed. /healthz stays on both.
+	SeparateInternal bool
 }
 
 // NewApp builds a Fiber app with the contract's error handler, panic recovery, tracing, request ids,
-// access logs, /healthz, /readyz and /metrics. Routes are added by the caller.
+// access logs, /healthz, /readyz and /metrics (only /healthz with SeparateInternal). Routes are added by
+// the caller.
 func NewApp(cfg AppConfig) *fiber.App {
 	bodyLimit := cfg.BodyLimit
 	if bodyLimit == 0 {
@@ -54,7 +60,7 @@ func NewApp(cfg AppConfig) *fiber.App {
 		DisableStartupMessage:   true,
 		ReadTimeout:             60 * time.Second,
 		IdleTimeout:             120 * time.Second,
-		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		EnableTrustedProxyCheck: true, // even with no proxy: c.Protocol(), c.Hostname() believe no one then
 		TrustedProxies:          cfg.TrustedProxies,
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
 		StreamRequestBody:       cfg.StreamRequestBody,
@@ -63,17 +69,49 @@ func NewApp(cfg AppConfig) *fiber.App {
 		// from the (bounded) body on demand.
 		DisablePreParseMultipartForm: cfg.StreamRequestBody,
 	})
-	app.Use(recover.New())
+	app.Use(recover.New(), trustProxies(cfg.TrustedProxies))
 	if cfg.Telemetry != nil {
 		app.Use(cfg.Telemetry.Middleware())
-		app.Get("/metrics", cfg.Telemetry.MetricsHandler())
+		if !cfg.SeparateInternal {
+			app.Get("/metrics", cfg.Telemetry.MetricsHandler())
+		}
 	}
 	app.Use(RequestID(), AccessLog(cfg.Logger))
 	if cfg.StreamRequestBody {
 		app.Use(bodyGuard(bodyLimit, cfg.Upload))
 	}
-	mountHealth(app, cfg.Checks)
+	mountHealth(app, cfg.Checks, !cfg.SeparateInternal)
 	return app
+}
+
+// NewInternalApp serves what an app built with SeparateInternal leaves out: /readyz (cfg.Checks),
+// /metrics (cfg.Telemetry, when set) and /healthz, with the contract's error body, for a listener
+// only monitoring reaches. Requests to it are neither traced nor logged (Prometheus asks every few
+// seconds).
+func NewInternalApp(cfg AppConfig) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:                 cfg.Service + "-internal",
+		ErrorHandler:            ErrorHandler(cfg.Logger),
+		DisableStartupMessage:   true,
+		ReadTimeout:             60 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		EnableTrustedProxyCheck: true,
+	})
+	app.Use(recover.New())
+	if cfg.Telemetry != nil {
+		app.Get("/metrics", cfg.Telemetry.MetricsHandler())
+	}
+	mountHealth(app, cfg.Checks, true)
+	return app
+}
+
+// trustProxies hands each request the app's trusted proxies, for ClientIP and ClientOf.
+func trustProxies(list []string) fiber.Handler {
+	p := newProxies(list)
+	return func(c *fiber.Ctx) error {
+		c.Locals(localProxies, p)
+		return c.Next()
+	}
 }
 
 // Serve answers on ln until ctx is done, then stops accepting and drains in-flight requests for up to
@@ -92,6 +130,23 @@ func Serve(ctx context.Context, app *fiber.App, ln net.Listener, drain time.Dura
 		return err
 	}
 	return <-errc
+}
+
+// Listening is an app and the listener it answers on, for ServeAll.
+type Listening struct {
+	App      *fiber.App
+	Listener net.Listener
+}
+
+// ServeAll is Serve for several apps (a public one and its internal one, say): all answer until ctx
+// is done or one of them fails, then every one stops accepting and drains for up to drain. The first
+// failure is returned.
+func ServeAll(ctx context.Context, drain time.Duration, log *slog.Logger, apps ...Listening) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, a := range apps {
+		g.Go(func() error { return Serve(ctx, a.App, a.Listener, drain, log) })
+	}
+	return g.Wait()
 }
 
 func proxyHeader(trusted []string) string {

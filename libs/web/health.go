@@ -42,11 +42,15 @@ func Ready(ctx context.Context, checks map[string]Check, timeout time.Duration) 
 	return result
 }
 
-// mountHealth serves /healthz (the process is alive) and /readyz (its dependencies answer; 503 if not).
-func mountHealth(app *fiber.App, checks map[string]Check) {
+// mountHealth serves /healthz (the process is alive) and, with readyz, /readyz (its dependencies
+// answer; 503 if not).
+func mountHealth(app *fiber.App, checks map[string]Check, readyz bool) {
 	app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
+	if !readyz {
+		return
+	}
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		r := Ready(c.UserContext(), checks, 2*time.Second)
 		if r.Status != "ok" {

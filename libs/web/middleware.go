@@ -58,7 +58,7 @@ func AccessLog(log *slog.Logger) fiber.Handler {
 		}
 		log.Log(c.UserContext(), level, "request",
 			"method", c.Method(), "path", c.Path(), "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "ip", c.IP())
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "ip", ClientIP(c))
 		return nil
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -21,10 +22,14 @@ import (
 	porthttp "limen/gateway/internal/ports/http"
 	"limen/libs/authn"
 	"limen/libs/process"
+	"limen/libs/revocation"
 	"limen/libs/web"
 )
 
 const name = "gateway"
+
+// metricsOff as LIMEN_METRICS_ADDR serves no internal listener.
+const metricsOff = "off"
 
 type Config struct {
 	ListenAddr      string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18443" validate:"hostname_port"`
@@ -47,6 +52,13 @@ type Config struct {
 	DrainTimeout    time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
 	WSPingInterval  time.Duration `env:"LIMEN_WS_PING_INTERVAL" envDefault:"30s" validate:"gt=0"`
 	WSSendQueue     int           `env:"LIMEN_WS_SEND_QUEUE" envDefault:"256" validate:"gt=0"`
+	WSMaxPerUser    int           `env:"LIMEN_WS_MAX_PER_USER" envDefault:"20" validate:"gt=0"`
+	// TrustedProxies may state the client in X-Forwarded-For/-Proto/-Host; empty: nobody, the peer is
+	// the client.
+	TrustedProxies []string `env:"LIMEN_TRUSTED_PROXIES"`
+	// MetricsAddr serves /metrics and /readyz, never on the public listener; "off": not served (an
+	// empty value is the default, as for every variable).
+	MetricsAddr string `env:"LIMEN_METRICS_ADDR" envDefault:"127.0.0.1:18444" validate:"hostname_port|eq=off"`
 }
 
 // upstreams are the deployed services: those with a base URL.
@@ -67,9 +79,19 @@ func main() {
 
 func run(ctx context.Context, cfg Config, env process.Env) error {
 	log := env.Log
-	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	revoked := revocation.NewList()
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Revocations: revoked})
 	if err != nil {
 		return err
+	}
+	if len(cfg.KafkaBrokers) > 0 {
+		follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
+		following := make(chan struct{})
+		followCtx, stopFollowing := context.WithCancel(ctx)
+		go func() { defer close(following); _ = follower.Run(followCtx) }()
+		defer func() { stopFollowing(); <-following }()
+	} else {
+		log.Warn("KAFKA_BROKERS unset: revoked tokens keep working at the gateway until they expire")
 	}
 	bases := cfg.upstreams()
 	health := &app.Health{Services: readiness.New(bases), Timeout: 2 * time.Second, CacheFor: time.Second, Now: time.Now}
@@ -82,15 +104,21 @@ func run(ctx context.Context, cfg Config, env process.Env) error {
 		health.Broker = kafkaprobe.Probe{Brokers: cfg.KafkaBrokers}
 	}
 
-	// ISO uploads (many GiB) stream through; every other route keeps the body limit.
-	fiberApp := web.NewApp(web.AppConfig{Service: name, Logger: log, Telemetry: env.Telemetry, BodyLimit: cfg.BodyLimit,
-		StreamRequestBody: true, Upload: porthttp.IsUpload})
+	if _, err := web.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("LIMEN_TRUSTED_PROXIES: %w", err)
+	}
+	// ISO uploads (many GiB) stream through; every other route keeps the body limit. /metrics and
+	// /readyz are only on the internal listener.
+	appCfg := web.AppConfig{Service: name, Logger: log, Telemetry: env.Telemetry, BodyLimit: cfg.BodyLimit,
+		StreamRequestBody: true, Upload: porthttp.IsUpload, TrustedProxies: cfg.TrustedProxies, SeparateInternal: true}
+	fiberApp := web.NewApp(appCfg)
 	if len(cfg.CORSOrigins) > 0 {
 		fiberApp.Use(cors.New(cors.Config{AllowOrigins: strings.Join(cfg.CORSOrigins, ","), AllowCredentials: true,
 			AllowHeaders: "Authorization, Content-Type, X-Request-ID", ExposeHeaders: "X-Request-ID, Retry-After"}))
 	}
 	liveCtx, stopLive := context.WithCancel(ctx)
 	status, events := liveStatus(liveCtx, cfg, bases, verifier, log)
+	revoked.Subscribe(status.UserChanged)
 	defer func() { stopLive(); <-events }()
 	proxy := porthttp.NewProxy(bases, verifier, cfg.UpstreamTimeout)
 	proxy.UploadLimit, proxy.UploadTimeout = cfg.UploadLimit, cfg.UploadTimeout
@@ -100,7 +128,16 @@ func run(ctx context.Context, cfg Config, env process.Env) error {
 	if err != nil {
 		return err
 	}
-	return web.Serve(ctx, fiberApp, ln, cfg.DrainTimeout, log)
+	served := []web.Listening{{App: fiberApp, Listener: ln}}
+	if cfg.MetricsAddr != metricsOff {
+		internal, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("LIMEN_METRICS_ADDR: %w", err)
+		}
+		served = append(served, web.Listening{App: web.NewInternalApp(appCfg), Listener: internal})
+	}
+	return web.ServeAll(ctx, cfg.DrainTimeout, log, served...)
 }
 
 // liveStatus wires the live status WebSocket: the hub, the VM lists from vm-service and, when brokers
@@ -124,6 +161,7 @@ func liveStatus(ctx context.Context, cfg Config, bases map[domain.Upstream]strin
 	}
 	status := porthttp.NewVMStatus(ctx, feed, verifier, log)
 	status.PingInterval = cfg.WSPingInterval
+	status.AllowedOrigins, status.MaxPerUser = cfg.CORSOrigins, cfg.WSMaxPerUser
 	return status, events
 }
 

@@ -117,6 +117,9 @@ var answeredHere = []string{"Expect"}
 
 // prepareHeaders drops what a client must not decide and adds what the services may trust.
 func prepareHeaders(c *fiber.Ctx) {
+	// Who the client is, as the peer or a trusted proxy in front of the gateway says (never what an
+	// untrusted client wrote); read before the forwarding headers are dropped.
+	client := web.ClientOf(c)
 	h := &c.Request().Header
 	var drop []string
 	h.VisitAll(func(key, _ []byte) {
@@ -136,9 +139,10 @@ func prepareHeaders(c *fiber.Ctx) {
 	for _, k := range answeredHere {
 		h.Del(k)
 	}
-	h.Set(fiber.HeaderXForwardedFor, c.IP())
-	h.Set(fiber.HeaderXForwardedProto, c.Protocol())
-	h.Set(fiber.HeaderXForwardedHost, c.Hostname())
+	// The services believe these from the gateway only: each is replaced, never appended to.
+	h.Set(fiber.HeaderXForwardedFor, client.IP)
+	h.Set(fiber.HeaderXForwardedProto, client.Proto)
+	h.Set(fiber.HeaderXForwardedHost, client.Host)
 	// Continue the gateway's trace in the service.
 	telemetry.InjectInto(c.UserContext(), h)
 }

@@ -61,6 +61,12 @@ func startGateway(t *testing.T, bases map[domain.Upstream]string) gateway {
 // configure adjusting the proxy.
 func startGatewayWith(t *testing.T, bases map[domain.Upstream]string, bodyLimit int, configure func(*porthttp.Proxy)) gateway {
 	t.Helper()
+	return startGatewayTrusting(t, bases, bodyLimit, nil, configure)
+}
+
+// startGatewayTrusting is startGatewayWith behind the trusted proxies (LIMEN_TRUSTED_PROXIES).
+func startGatewayTrusting(t *testing.T, bases map[domain.Upstream]string, bodyLimit int, trusted []string, configure func(*porthttp.Proxy)) gateway {
+	t.Helper()
 	issuer := jwttest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -70,7 +76,7 @@ func startGatewayWith(t *testing.T, bases map[domain.Upstream]string, bodyLimit 
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log, BodyLimit: bodyLimit,
-		StreamRequestBody: true, Upload: porthttp.IsUpload})
+		StreamRequestBody: true, Upload: porthttp.IsUpload, TrustedProxies: trusted, SeparateInternal: true})
 	health := &app.Health{Services: readinessOf(bases), Timeout: time.Second, Now: time.Now}
 	for u := range bases {
 		health.Deployed = append(health.Deployed, u)

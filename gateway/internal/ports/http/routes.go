@@ -12,7 +12,7 @@ func Mount(router fiber.Router, health *app.Health, p *Proxy, status *VMStatus) 
 	router.Get("/api/health", HealthHandler(health))
 	if status != nil {
 		// The proxy cannot carry a WebSocket upgrade; the gateway terminates the socket itself.
-		router.Get(VMStatusPath, status.Authenticate, status.Upgrade())
+		router.Get(VMStatusPath, status.CheckOrigin, status.Authenticate, status.Upgrade())
 	}
 	router.All("/api/*", p.Handle)
 }

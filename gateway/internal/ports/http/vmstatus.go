@@ -30,10 +30,13 @@ const VMStatusPath = "/ws/vm-status"
 const (
 	// CloseTokenExpired: the access token ran out; the client should reconnect with a fresh one.
 	CloseTokenExpired = 4401
-	closeTooSlow      = websocket.ClosePolicyViolation
-	closeNoAnswer     = websocket.ClosePolicyViolation
-	closeShutdown     = websocket.CloseGoingAway
-	closeNoList       = websocket.CloseInternalServerErr
+	// CloseAccessRevoked: the user's token was revoked (role or approval changed, user deleted,
+	// session ended); a fresh login decides what the user may still see.
+	CloseAccessRevoked = 4403
+	closeTooSlow       = websocket.ClosePolicyViolation
+	closeNoAnswer      = websocket.ClosePolicyViolation
+	closeShutdown      = websocket.CloseGoingAway
+	closeNoList        = websocket.CloseInternalServerErr
 )
 
 const (
@@ -46,8 +49,9 @@ const (
 )
 
 // VMStatus serves the live status WebSocket. Connections end with a close frame when the token
-// expires (4401), the client falls behind (1008), stops answering pings (1008), the VM list cannot be
-// fetched (1011) or the server stops (1001).
+// expires (4401), the client falls behind (1008), stops answering pings (1008), its user opens more
+// than MaxPerUser sockets (1008, the oldest goes), the VM list cannot be fetched (1011) or the server
+// stops (1001).
 type VMStatus struct {
 	Feed     *app.VMStatusFeed
 	Verifier *authn.Verifier
@@ -57,7 +61,14 @@ type VMStatus struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one write (0: 10 s).
 	WriteTimeout time.Duration
+	// AllowedOrigins are the browser origins besides the gateway's own that may open the socket
+	// (LIMEN_CORS_ORIGINS; see CheckOrigin).
+	AllowedOrigins []string
+	// MaxPerUser caps each user's open sockets; a newer one closes the oldest (0: DefaultMaxPerUser).
+	MaxPerUser int
 
+	// sockets holds each user to MaxPerUser.
+	sockets userSockets
 	// stopping ends every connection when the server shuts down: Fiber's graceful shutdown does not
 	// wait for hijacked connections.
 	stopping <-chan struct{}
@@ -73,6 +84,10 @@ func NewVMStatus(ctx context.Context, feed *app.VMStatusFeed, verifier *authn.Ve
 	}
 	return &VMStatus{Feed: feed, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients}
 }
+
+// UserChanged closes the user's sockets whose token auth-service has since revoked (4403); call it
+// on every change the revocation list applies.
+func (s *VMStatus) UserChanged(userID int64) { s.sockets.notify(userID) }
 
 // localIdentity is the Fiber local under which the upgrade hands the verified caller to the socket.
 const localIdentity = "limen.vmstatus.identity"
@@ -135,6 +150,8 @@ func (s *VMStatus) recovered(*fiberws.Conn) {
 func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), id.requestID))
 	defer cancel()
+	slot := s.sockets.open(id.viewer.UserID, s.maxPerUser())
+	defer s.sockets.close(slot)
 	if s.clients != nil {
 		s.clients.Add(ctx, 1)
 		defer s.clients.Add(context.Background(), -1)
@@ -196,6 +213,16 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 			return
 		case <-expiry.C:
 			s.close(conn, CloseTokenExpired, "Token expired")
+			return
+		case <-slot.recheck:
+			if _, err := s.Verifier.Verify(id.token); err != nil {
+				s.Log.InfoContext(ctx, "live status: token revoked, disconnected", "user_id", id.viewer.UserID)
+				s.close(conn, CloseAccessRevoked, "Access revoked")
+				return
+			}
+		case <-slot.evicted:
+			s.Log.InfoContext(ctx, "live status: user opened too many sockets, oldest closed", "user_id", id.viewer.UserID)
+			s.close(conn, closeTooMany, "Too many connections")
 			return
 		case <-session.Cut():
 			s.Log.InfoContext(ctx, "live status: client too slow, disconnected", "user_id", id.viewer.UserID)

@@ -90,9 +90,11 @@ func (s *vmService) remove(uuid string) {
 }
 
 type liveOptions struct {
-	ping      time.Duration
-	queue     int
-	writeWait time.Duration
+	ping       time.Duration
+	queue      int
+	writeWait  time.Duration
+	origins    []string
+	maxPerUser int
 }
 
 // liveGateway is the gateway with its live status socket fed by a real Kafka consumer reading an
@@ -137,6 +139,7 @@ func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 
 	status := porthttp.NewVMStatus(ctx, &app.VMStatusFeed{Hub: hub, VMs: vmclient.New(vms.url)}, verifier, log)
 	status.PingInterval, status.WriteTimeout = opts.ping, opts.writeWait
+	status.AllowedOrigins, status.MaxPerUser = opts.origins, opts.maxPerUser
 	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log})
 	health := &app.Health{Services: readinessOf(nil), Timeout: time.Second, Now: time.Now}
 	porthttp.Mount(fiberApp, health, porthttp.NewProxy(map[domain.Upstream]string{domain.UpstreamVM: vms.url}, verifier, time.Second), status)
