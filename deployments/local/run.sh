@@ -86,6 +86,9 @@ add_service gateway "$LIMEN_GATEWAY_ADDR" ./gateway/cmd/gateway
 # Only auth-service sees the admin password and owns the signing keys.
 env_auth_service() {
 	echo "LIMEN_ADMIN_PASSWORD=$LIMEN_ADMIN_PASSWORD"
+	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+	# Asked whether a user owns VMs before the user is deleted; it starts later.
+	skip_vm_service >/dev/null || echo "VM_SERVICE_URL=http://${LIMEN_VM_ADDR:-127.0.0.1:18082}"
 	echo "LIMEN_JWT_KEY_DIR=${LIMEN_JWT_KEY_DIR:-$LIMEN_DATA_DIR/keys}"
 }
 

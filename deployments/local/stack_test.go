@@ -79,6 +79,9 @@ func TestStack_RunLoginStop(t *testing.T) {
 		"LIMEN_KAFKA_ADDR="+kafkaAddr,
 		"LIMEN_AUTH_ADDR="+authAddr,
 		"LIMEN_GATEWAY_ADDR="+gwAddr,
+		// No fixed port: the gateway's internal listener (default 127.0.0.1:18444) would collide
+		// with a `make run` on this host.
+		"LIMEN_METRICS_ADDR=off",
 		"LIMEN_VM_ADDR="+vmAddr,
 		"LIMEN_START_LIBVIRTD=0",
 		"LIBVIRT_URI="+libvirtd.URI(),
@@ -141,6 +144,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	checkVMContract(t, "http://"+gwAddr, password)
 	checkMediaContract(t, "http://"+gwAddr, password)
 	checkLiveStatus(t, "http://"+gwAddr, password)
+	checkRevocation(t, "http://"+gwAddr, password)
 	checkAuthContract(t, "http://"+gwAddr, password)
 
 	// 5. SIGTERM to the process group: everything stops, exit 0, within 30 s.

@@ -3,19 +3,16 @@ package main
 
 import (
 	"context"
-	"net"
 
 	"limen/auth-service/internal/service"
 	"limen/auth-service/migrations"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/libs/process"
-	"limen/libs/web"
 )
 
-const name = "auth-service"
-
 func main() {
-	process.Main(name, func(c service.Config) string { return c.LogLevel }, run)
+	process.Main(service.Name, func(c service.Config) string { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, cfg service.Config, env process.Env) error {
@@ -24,14 +21,10 @@ func run(ctx context.Context, cfg service.Config, env process.Env) error {
 		return err
 	}
 	defer pool.Close()
-
-	app, err := service.New(ctx, cfg, pool, env.Log, env.Telemetry)
-	if err != nil {
+	if err := outbox.Migrate(ctx, pool, "auth"); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return err
-	}
-	return web.Serve(ctx, app, ln, cfg.DrainTimeout, env.Log)
+	return process.Serve(ctx, cfg.ListenAddr, cfg.DrainTimeout, env.Log, func(ctx context.Context) (*service.Service, error) {
+		return service.New(ctx, cfg, pool, env.Log, env.Telemetry)
+	})
 }

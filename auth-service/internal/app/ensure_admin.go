@@ -7,45 +7,51 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// EnsureAdmin makes sure the bootstrap admin exists, approved and with the admin role. An existing
-// account keeps its password: the operator may have changed it since the first start.
+// EnsureAdmin creates the bootstrap admin, approved, when no account of that name exists
+// (case-insensitively). An existing account is left exactly as it is, role, approval and password:
+// promoting it at every start would undo an admin's demotion or suspension, and would hand admin to
+// whoever registered the name after the bootstrap account was deleted.
 type EnsureAdmin struct {
 	Users  Users
 	Hasher PasswordHasher
 	Now    Clock
 }
 
-func (c EnsureAdmin) Handle(ctx context.Context, username, password string) error {
-	now := c.Now()
+// EnsureAdminResult is what EnsureAdmin found or made, for the start-up log.
+type EnsureAdminResult struct {
+	// Created: the account was made now; otherwise User is the existing account, unchanged.
+	Created bool
+	User    *domain.User
+}
+
+func (c EnsureAdmin) Handle(ctx context.Context, username, password string) (EnsureAdminResult, error) {
 	existing, err := c.Users.ByUsername(ctx, username)
-	if errors.Is(err, domain.ErrUserNotFound) {
-		if err := domain.ValidateUsername(username); err != nil {
-			return err
-		}
-		if err := domain.ValidatePassword(password); err != nil {
-			return err
-		}
-		hash, err := c.Hasher.Hash(password)
-		if err != nil {
-			return err
-		}
-		u := domain.NewUser(username, hash, true, now)
-		u.Role = domain.RoleAdmin
-		if err := c.Users.Create(ctx, u); !errors.Is(err, domain.ErrUsernameTaken) {
-			return err // a replica that started at the same moment created it: fall through to promote
-		}
-		existing, err = c.Users.ByUsername(ctx, username)
-		if err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
+	if err == nil {
+		return EnsureAdminResult{User: existing}, nil
 	}
-	_, err = c.Users.Update(ctx, existing.ID, func(u *domain.User, admins domain.Admins) error {
-		if err := u.SetRole(domain.RoleAdmin, admins, now); err != nil {
-			return err
-		}
-		return u.SetApproved(true, admins, now)
-	})
-	return err
+	if !errors.Is(err, domain.ErrUserNotFound) {
+		return EnsureAdminResult{}, err
+	}
+	if err := domain.ValidateUsername(username); err != nil {
+		return EnsureAdminResult{}, err
+	}
+	if err := domain.ValidatePassword(password); err != nil {
+		return EnsureAdminResult{}, err
+	}
+	hash, err := c.Hasher.Hash(ctx, password)
+	if err != nil {
+		return EnsureAdminResult{}, err
+	}
+	u := domain.NewUser(username, hash, true, c.Now())
+	u.Role = domain.RoleAdmin
+	err = c.Users.Create(ctx, u)
+	if errors.Is(err, domain.ErrUsernameTaken) {
+		// Made meanwhile (a replica starting at the same moment, or a registration): left as it is.
+		existing, err = c.Users.ByUsername(ctx, username)
+		return EnsureAdminResult{User: existing}, err
+	}
+	if err != nil {
+		return EnsureAdminResult{}, err
+	}
+	return EnsureAdminResult{Created: true, User: u}, nil
 }

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"time"
@@ -91,7 +92,7 @@ func (f *fakeUsers) Update(_ context.Context, id int64, change func(*domain.User
 	return &copied, nil
 }
 
-func (f *fakeUsers) Delete(_ context.Context, id int64, check func(*domain.User, domain.Admins) error) error {
+func (f *fakeUsers) Delete(_ context.Context, id int64, _ bool, check func(*domain.User, domain.Admins) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[id]
@@ -106,27 +107,32 @@ func (f *fakeUsers) Delete(_ context.Context, id int64, check func(*domain.User,
 }
 
 // plainHasher "hashes" by prefixing and counts verifications, to see that unknown users cost one too.
-type plainHasher struct{ verified int }
+type plainHasher struct {
+	mu       sync.Mutex
+	verified int
+}
 
-func (h *plainHasher) Hash(p string) (string, error) { return "hash:" + p, nil }
-func (h *plainHasher) Verify(p, hash string) (bool, error) {
+func (h *plainHasher) Hash(_ context.Context, p string) (string, error) { return "hash:" + p, nil }
+func (h *plainHasher) Verify(_ context.Context, p, hash string) (bool, error) {
+	h.mu.Lock()
 	h.verified++
+	h.mu.Unlock()
 	return hash == "hash:"+p, nil
 }
 
 type fakeAccess struct{}
 
-func (fakeAccess) Issue(u *domain.User, now time.Time) (string, time.Time, error) {
+func (fakeAccess) Issue(u *domain.User, _ uuid.UUID, now time.Time) (string, time.Time, error) {
 	return "access-for-" + u.Username, now.Add(time.Hour), nil
 }
 
 type fakeTokens struct {
-	saved map[string]domain.RefreshToken
-	spent map[string]bool
+	saved   map[string]domain.RefreshToken
+	revoked map[uuid.UUID]bool
 }
 
 func newFakeTokens() *fakeTokens {
-	return &fakeTokens{saved: map[string]domain.RefreshToken{}, spent: map[string]bool{}}
+	return &fakeTokens{saved: map[string]domain.RefreshToken{}, revoked: map[uuid.UUID]bool{}}
 }
 
 func (f *fakeTokens) Save(_ context.Context, t domain.RefreshToken) error {
@@ -134,13 +140,20 @@ func (f *fakeTokens) Save(_ context.Context, t domain.RefreshToken) error {
 	return nil
 }
 
-func (f *fakeTokens) Rotate(_ context.Context, presented []byte, _ time.Time, next func(domain.RefreshToken) domain.RefreshToken) (domain.RefreshToken, error) {
-	t, ok := f.saved[string(presented)]
-	if !ok || f.spent[string(presented)] {
+func (f *fakeTokens) Rotate(_ context.Context, r app.Rotation) (domain.RefreshToken, error) {
+	t, ok := f.saved[string(r.Presented)]
+	switch {
+	case !ok || f.revoked[t.FamilyID]:
 		return domain.RefreshToken{}, domain.ErrInvalidRefreshToken
+	case t.UsedAt != nil && !r.Reusable(t):
+		f.revoked[t.FamilyID] = true
+		return domain.RefreshToken{}, domain.ErrInvalidRefreshToken
+	case t.UsedAt == nil:
+		used := t
+		used.UsedAt, used.RotatedBy = &r.Now, r.Client
+		f.saved[string(r.Presented)] = used
 	}
-	f.spent[string(presented)] = true
-	n := next(t)
+	n := r.Next(t)
 	f.saved[string(n.Hash)] = n
 	return t, nil
 }
@@ -148,27 +161,45 @@ func (f *fakeTokens) Rotate(_ context.Context, presented []byte, _ time.Time, ne
 func (f *fakeTokens) RevokeFamilyOf(context.Context, []byte, time.Time) error { return nil }
 func (f *fakeTokens) RevokeUser(context.Context, int64, time.Time) error      { return nil }
 
+// fakeThrottle counts attempts under one lock, all or none, in one window that never ends.
 type fakeThrottle struct {
+	mu       sync.Mutex
 	failures map[string]int
 }
 
-func (f *fakeThrottle) LockedFor(_ context.Context, limits []app.LoginLimit, window time.Duration, _ time.Time) (time.Duration, error) {
+func newFakeThrottle() *fakeThrottle { return &fakeThrottle{failures: map[string]int{}} }
+
+func (f *fakeThrottle) Reserve(_ context.Context, limits []app.Limit, window time.Duration, now time.Time) ([]app.Reserved, time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, l := range limits {
 		if f.failures[l.Key] >= l.Max {
-			return window, nil
+			return nil, window, nil
 		}
 	}
-	return 0, nil
-}
-
-func (f *fakeThrottle) RecordFailure(_ context.Context, limits []app.LoginLimit, _ time.Duration, _ time.Time) error {
+	var reserved []app.Reserved
 	for _, l := range limits {
 		f.failures[l.Key]++
+		reserved = append(reserved, app.Reserved{Key: l.Key, WindowStart: now})
+	}
+	return reserved, 0, nil
+}
+
+func (f *fakeThrottle) Release(_ context.Context, reserved []app.Reserved, resetKey string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range reserved {
+		if r.Key == resetKey {
+			delete(f.failures, r.Key)
+		} else if f.failures[r.Key] > 0 {
+			f.failures[r.Key]--
+		}
 	}
 	return nil
 }
 
-func (f *fakeThrottle) Reset(_ context.Context, key string) error {
-	delete(f.failures, key)
-	return nil
+func (f *fakeThrottle) count(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failures[key]
 }

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -9,18 +11,57 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// LoginPolicy bounds failed logins per account and per client address within a window.
+// LoginPolicy bounds login attempts within a window (LIMEN_LOGIN_LOCKOUT) with three counters:
+//
+//   - per account and client address (MaxPerAccountAndIP, LIMEN_LOGIN_MAX_FAILURES, 5): the tight
+//     limit on guessing one account from one place;
+//   - per account (MaxPerAccount, LIMEN_LOGIN_MAX_FAILURES_PER_ACCOUNT, 50): a looser brake on
+//     guessing one account from many addresses;
+//   - per client address (MaxPerIP, LIMEN_LOGIN_MAX_FAILURES_PER_IP, 20): one address trying many
+//     accounts, known or not.
+//
+// Every attempt is counted against all three before its password is verified, in one atomic step
+// (Throttle.Reserve: all or none, never beyond a limit), so there is no gap between checking a
+// counter and recording a failure for parallel attempts to slip through: of N attempts at once, at
+// most the smallest remaining allowance gets a password verdict, the rest 429. A wrong password
+// keeps its count. A right one is no failure: its attempt is given back and the counter of that
+// account and address is cleared, so an owner who mistyped is not held up. An attacker who knows a
+// username therefore exhausts it only for the attacker's own addresses; the owner, logging in from
+// elsewhere, is refused only once the per-account limit, several times the per-address one, is
+// spent within the window.
 type LoginPolicy struct {
-	MaxPerAccount int
-	MaxPerIP      int
-	Window        time.Duration
+	MaxPerAccountAndIP int
+	MaxPerAccount      int
+	MaxPerIP           int
+	Window             time.Duration
+}
+
+// limits are the counters one attempt reserves; the first is the account-and-address one.
+func (p LoginPolicy) limits(username, clientIP string) []Limit {
+	account := accountKey(username)
+	return []Limit{
+		{Key: "account-ip:" + account + "|" + clientIP, Max: p.MaxPerAccountAndIP},
+		{Key: "account:" + account, Max: p.MaxPerAccount},
+		{Key: "ip:" + clientIP, Max: p.MaxPerIP},
+	}
+}
+
+// accountKey is the name as accounts compare (case-insensitively); a name longer than any account's
+// is hashed, so that counters stay small whatever is sent.
+func accountKey(username string) string {
+	name := strings.ToLower(username)
+	if len(name) > 64 {
+		sum := sha256.Sum256([]byte(name))
+		return "#" + hex.EncodeToString(sum[:])
+	}
+	return name
 }
 
 // Login checks credentials and opens a session.
 type Login struct {
 	Users    Users
 	Hasher   PasswordHasher
-	Throttle LoginThrottle
+	Throttle Throttle
 	Policy   LoginPolicy
 	sessions sessionIssuer
 	// dummyHash is verified for unknown usernames so they cost as much as a wrong password.
@@ -29,9 +70,9 @@ type Login struct {
 }
 
 // NewLogin prepares the dummy hash once.
-func NewLogin(users Users, hasher PasswordHasher, throttle LoginThrottle, policy LoginPolicy,
+func NewLogin(ctx context.Context, users Users, hasher PasswordHasher, throttle Throttle, policy LoginPolicy,
 	access AccessTokens, refresh RefreshTokens, refreshTTL time.Duration, now Clock) (*Login, error) {
-	dummy, err := hasher.Hash("limen-dummy-password-for-timing")
+	dummy, err := hasher.Hash(ctx, "limen-dummy-password-for-timing")
 	if err != nil {
 		return nil, err
 	}
@@ -41,16 +82,37 @@ func NewLogin(users Users, hasher PasswordHasher, throttle LoginThrottle, policy
 
 func (l *Login) Handle(ctx context.Context, username, password, clientIP string) (*domain.Session, error) {
 	now := l.Now()
-	accountKey := "account:" + strings.ToLower(username)
-	limits := []LoginLimit{{Key: accountKey, Max: l.Policy.MaxPerAccount}, {Key: "ip:" + clientIP, Max: l.Policy.MaxPerIP}}
-	locked, err := l.Throttle.LockedFor(ctx, limits, l.Policy.Window, now)
+	limits := l.Policy.limits(username, clientIP)
+	reserved, locked, err := l.Throttle.Reserve(ctx, limits, l.Policy.Window, now)
 	if err != nil {
 		return nil, err
 	}
 	if locked > 0 {
 		return nil, domain.TooManyAttempts(locked)
 	}
+	// Giving an attempt back must happen even when the caller has gone meanwhile.
+	release := context.WithoutCancel(ctx)
+	u, err := l.check(ctx, username, password)
+	switch {
+	case errors.Is(err, domain.ErrInvalidCredentials):
+		return nil, err // counted as a failure: the reservation stays
+	case err != nil:
+		// No verdict (no hashing slot, the caller gone, the database): the attempt is given back.
+		_ = l.Throttle.Release(release, reserved, "")
+		return nil, err
+	}
+	if err := l.Throttle.Release(release, reserved, limits[0].Key); err != nil {
+		return nil, err
+	}
+	if !u.Approved {
+		return nil, domain.ErrPendingApproval
+	}
+	return l.sessions.start(ctx, u, now)
+}
 
+// check verifies the password; an unknown username is verified against the dummy hash, so that it
+// costs as much as a wrong password and cannot be told apart by timing.
+func (l *Login) check(ctx context.Context, username, password string) (*domain.User, error) {
 	u, err := l.Users.ByUsername(ctx, username)
 	hash := l.dummyHash
 	switch {
@@ -59,21 +121,12 @@ func (l *Login) Handle(ctx context.Context, username, password, clientIP string)
 	case !errors.Is(err, domain.ErrUserNotFound):
 		return nil, err
 	}
-	ok, verr := l.Hasher.Verify(password, hash)
-	if verr != nil {
-		return nil, verr
-	}
-	if u == nil || !ok {
-		if err := l.Throttle.RecordFailure(ctx, limits, l.Policy.Window, now); err != nil {
-			return nil, err
-		}
-		return nil, domain.ErrInvalidCredentials
-	}
-	if err := l.Throttle.Reset(ctx, accountKey); err != nil {
+	ok, err := l.Hasher.Verify(ctx, password, hash)
+	if err != nil {
 		return nil, err
 	}
-	if !u.Approved {
-		return nil, domain.ErrPendingApproval
+	if u == nil || !ok {
+		return nil, domain.ErrInvalidCredentials
 	}
-	return l.sessions.start(ctx, u, now)
+	return u, nil
 }

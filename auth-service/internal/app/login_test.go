@@ -21,8 +21,9 @@ type loginFixture struct {
 
 func newLogin(t *testing.T, users ...*domain.User) loginFixture {
 	t.Helper()
-	f := loginFixture{hasher: &plainHasher{}, throttle: &fakeThrottle{failures: map[string]int{}}, tokens: newFakeTokens(), users: newFakeUsers(users...)}
-	login, err := app.NewLogin(f.users, f.hasher, f.throttle, app.LoginPolicy{MaxPerAccount: 2, MaxPerIP: 3, Window: time.Minute},
+	f := loginFixture{hasher: &plainHasher{}, throttle: newFakeThrottle(), tokens: newFakeTokens(), users: newFakeUsers(users...)}
+	login, err := app.NewLogin(context.Background(), f.users, f.hasher, f.throttle,
+		app.LoginPolicy{MaxPerAccountAndIP: 2, MaxPerAccount: 4, MaxPerIP: 3, Window: time.Minute},
 		fakeAccess{}, f.tokens, time.Hour, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -64,25 +65,44 @@ func TestLogin_UnapprovedUser_IsForbiddenOnlyWithTheRightPassword(t *testing.T) 
 	}
 }
 
-func TestLogin_RepeatedFailures_AreThrottledPerAccount(t *testing.T) {
+func TestLogin_RepeatedFailures_AreThrottledPerAccountAndAddress(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
 	for range 2 {
 		_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
 	}
-	_, err := f.login.Handle(context.Background(), "ADA", "password1", "10.0.0.2")
+	_, err := f.login.Handle(context.Background(), "ADA", "password1", "10.0.0.1")
 	if domain.KindOf(err) != domain.KindTooManyRequests || err.(*domain.Error).RetryAfter <= 0 {
+		t.Fatalf("got %v", err)
+	}
+	// The owner, elsewhere, is not locked out by whoever guessed from 10.0.0.1.
+	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.2"); err != nil {
+		t.Fatalf("owner from another address: %v", err)
+	}
+}
+
+func TestLogin_FailuresFromManyAddresses_AreThrottledPerAccount(t *testing.T) {
+	f := newLogin(t, approvedUser("ada", "password1"))
+	for i := range 4 {
+		_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.1."+string(rune('1'+i)))
+	}
+	_, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.9")
+	if domain.KindOf(err) != domain.KindTooManyRequests {
 		t.Fatalf("got %v", err)
 	}
 }
 
-func TestLogin_Success_ClearsTheAccountCounter(t *testing.T) {
+func TestLogin_Success_ClearsTheAccountAndAddressCounter(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
 	_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
 	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	if f.throttle.failures["account:ada"] != 0 {
-		t.Fatal("counter kept after a successful login")
+	if n := f.throttle.count("account-ip:ada|10.0.0.1"); n != 0 {
+		t.Fatalf("account-and-address counter at %d after a successful login", n)
+	}
+	// The success itself is given back; the earlier failure still counts for the account and address.
+	if a, ip := f.throttle.count("account:ada"), f.throttle.count("ip:10.0.0.1"); a != 1 || ip != 1 {
+		t.Fatalf("account %d, address %d; want 1 and 1", a, ip)
 	}
 }
 
@@ -92,34 +112,24 @@ func TestRefresh_SpentTokenIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refresh := app.NewRefresh(f.users, fakeAccess{}, f.tokens, time.Hour, clock)
-	next, err := refresh.Handle(context.Background(), s.RefreshToken)
+	refresh := app.NewRefresh(f.users, fakeAccess{}, f.tokens, time.Hour, 0, clock)
+	tab := app.Client{IP: "10.0.0.1", UserAgent: "browser"}
+	next, err := refresh.Handle(context.Background(), s.RefreshToken, tab)
 	if err != nil || next.RefreshToken == s.RefreshToken {
 		t.Fatalf("rotation: %+v %v", next, err)
 	}
-	if _, err := refresh.Handle(context.Background(), s.RefreshToken); err != domain.ErrInvalidRefreshToken {
+	if _, err := refresh.Handle(context.Background(), s.RefreshToken, tab); err != domain.ErrInvalidRefreshToken {
 		t.Fatalf("reuse: %v", err)
-	}
-}
-
-func TestEnsureAdmin_PromotesAnExistingAccount(t *testing.T) {
-	users := newFakeUsers(domain.NewUser("root", "hash:old-password", false, clock()))
-	if err := (app.EnsureAdmin{Users: users, Hasher: &plainHasher{}, Now: clock}).Handle(context.Background(), "root", "new-password"); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := users.ByUsername(context.Background(), "root")
-	if !u.IsActiveAdmin() || u.PasswordHash != "hash:old-password" {
-		t.Fatalf("%+v", u)
 	}
 }
 
 func TestRegister_ValidatesBeforeHashing(t *testing.T) {
 	h := &plainHasher{}
-	r := app.Register{Users: newFakeUsers(), Hasher: h, Now: clock}
-	if _, err := r.Handle(context.Background(), "ab", "password1"); domain.KindOf(err) != domain.KindInvalid {
+	r := app.Register{Users: newFakeUsers(), Hasher: h, Throttle: newFakeThrottle(), Policy: app.RegisterPolicy{MaxPerIP: 10, Window: time.Hour}, Now: clock}
+	if _, err := r.Handle(context.Background(), "ab", "password1", "10.0.0.1"); domain.KindOf(err) != domain.KindInvalid {
 		t.Fatalf("got %v", err)
 	}
-	u, err := r.Handle(context.Background(), "ada", "password1")
+	u, err := r.Handle(context.Background(), "ada", "password1", "10.0.0.1")
 	if err != nil || u.Approved || u.Role != domain.RoleUser {
 		t.Fatalf("%+v %v", u, err)
 	}

@@ -40,11 +40,11 @@ func (s sessionIssuer) start(ctx context.Context, u *domain.User, now time.Time)
 	if err := s.refresh.Save(ctx, rt); err != nil {
 		return nil, err
 	}
-	return s.session(u, token, rt.ExpiresAt, now)
+	return s.session(u, rt.FamilyID, token, rt.ExpiresAt, now)
 }
 
-func (s sessionIssuer) session(u *domain.User, refreshToken string, refreshExpires, now time.Time) (*domain.Session, error) {
-	access, accessExpires, err := s.access.Issue(u, now)
+func (s sessionIssuer) session(u *domain.User, family uuid.UUID, refreshToken string, refreshExpires, now time.Time) (*domain.Session, error) {
+	access, accessExpires, err := s.access.Issue(u, family, now)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,7 @@ const (
 	KindNotFound
 	KindConflict
 	KindTooManyRequests
+	KindUnavailable
 )
 
 // Error is a rule the request broke, with the message the caller sees.
@@ -35,6 +37,14 @@ func TooManyAttempts(retryAfter time.Duration) error {
 	return &Error{Kind: KindTooManyRequests, Message: "Too many failed login attempts, try again later", RetryAfter: retryAfter}
 }
 
+// TooManyRegistrations is a client address that registered too often within the window.
+func TooManyRegistrations(retryAfter time.Duration) error {
+	return &Error{Kind: KindTooManyRequests, Message: "Too many registrations, try again later", RetryAfter: retryAfter}
+}
+
+// ErrBusy is every password-hashing slot taken for longer than a request may wait for one.
+var ErrBusy = &Error{Kind: KindUnavailable, Message: "Server busy, retry shortly", RetryAfter: time.Second}
+
 var (
 	ErrUsernameTaken       = &Error{Kind: KindConflict, Message: "Username already exists"}
 	ErrInvalidCredentials  = &Error{Kind: KindUnauthenticated, Message: "Invalid username or password"}
@@ -46,6 +56,14 @@ var (
 	ErrLastAdmin           = &Error{Kind: KindConflict, Message: "Cannot remove the last admin"}
 	ErrSelfDelete          = &Error{Kind: KindConflict, Message: "Cannot delete your own account"}
 )
+
+// OwnsVMs refuses deleting a user who still owns VMs, unless they are to be deleted too.
+func OwnsVMs(n int) error {
+	return &Error{Kind: KindConflict, Message: fmt.Sprintf("User owns %d VMs; delete them first or pass delete_vms=true to delete them with the user", n)}
+}
+
+// ErrVMServiceDown: whether the user owns VMs cannot be known, so the user is not deleted.
+var ErrVMServiceDown = &Error{Kind: KindUnavailable, Message: "VM service unavailable"}
 
 // KindOf is the kind of a domain error, or 0 for any other error.
 func KindOf(err error) Kind {

@@ -52,6 +52,9 @@ type User struct {
 	PasswordHash string
 	Role         Role
 	Approved     bool
+	// TokenVersion rises with every change of role or approval; tokens signed with a lower one are
+	// revoked everywhere (libs/revocation).
+	TokenVersion int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -73,6 +76,9 @@ func (u *User) SetRole(role Role, admins Admins, now time.Time) error {
 	if u.IsActiveAdmin() && role != RoleAdmin && admins <= 1 {
 		return ErrLastAdmin
 	}
+	if u.Role != role {
+		u.TokenVersion++
+	}
 	u.Role, u.UpdatedAt = role, now
 	return nil
 }
@@ -81,6 +87,9 @@ func (u *User) SetRole(role Role, admins Admins, now time.Time) error {
 func (u *User) SetApproved(approved bool, admins Admins, now time.Time) error {
 	if u.IsActiveAdmin() && !approved && admins <= 1 {
 		return ErrLastAdmin
+	}
+	if u.Approved != approved {
+		u.TokenVersion++
 	}
 	u.Approved, u.UpdatedAt = approved, now
 	return nil

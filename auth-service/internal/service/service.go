@@ -4,8 +4,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,10 +16,13 @@ import (
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/adapters/jwtsign"
 	"limen/auth-service/internal/adapters/postgres"
+	"limen/auth-service/internal/adapters/vmclient"
 	"limen/auth-service/internal/app"
 	porthttp "limen/auth-service/internal/ports/http"
 	"limen/libs/authn"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
 )
@@ -42,7 +47,63 @@ type Config struct {
 	CookieSecure       bool          `env:"LIMEN_COOKIE_SECURE" envDefault:"false"`
 	TrustedProxies     []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
 	DrainTimeout       time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+	KafkaBrokers       []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
+	VMServiceURL       string        `env:"VM_SERVICE_URL" validate:"omitempty,http_url"`
+	InternalToken      string        `env:"LIMEN_INTERNAL_TOKEN"`
 	PasswordHashParams argon2.Params `env:"-"`
+
+	// Left 0 in a Config built in code, those below get their defaults from New (withDefaults), but
+	// for RefreshReuseGrace, where 0 is no grace.
+
+	// MaxFailuresPerAccount is the slower global brake per account (app.LoginPolicy); 0: 50.
+	MaxFailuresPerAccount int `env:"LIMEN_LOGIN_MAX_FAILURES_PER_ACCOUNT" envDefault:"50" validate:"gt=0"`
+	// RegisterMaxPerIP registrations per client address within RegisterWindow; 0: 10 per hour.
+	RegisterMaxPerIP int           `env:"LIMEN_REGISTER_MAX_PER_IP" envDefault:"10" validate:"gt=0"`
+	RegisterWindow   time.Duration `env:"LIMEN_REGISTER_WINDOW" envDefault:"1h" validate:"gt=0"`
+	// HashConcurrency bounds parallel password hashes (argon2.Bounded); 0: argon2.DefaultConcurrency.
+	HashConcurrency int `env:"LIMEN_HASH_CONCURRENCY" envDefault:"0" validate:"gte=0"`
+	// HashQueueTimeout is how long a request waits for a hashing slot before 503; 0: 2s.
+	HashQueueTimeout time.Duration `env:"LIMEN_HASH_QUEUE_TIMEOUT" envDefault:"2s" validate:"gt=0"`
+	// RequestTimeout bounds registration, login and refresh (the gateway waits 10 s); 0: 10s.
+	RequestTimeout time.Duration `env:"LIMEN_REQUEST_TIMEOUT" envDefault:"10s" validate:"gt=0"`
+	// RefreshReuseGrace lets the client that rotated a refresh token present it again for this long
+	// (app.Refresh); 0: no grace.
+	RefreshReuseGrace time.Duration `env:"LIMEN_REFRESH_REUSE_GRACE" envDefault:"10s" validate:"gte=0"`
+}
+
+// withDefaults fills the limits a Config built in code (the component tests) leaves at zero; the
+// environment always sets them.
+func withDefaults(cfg *Config) {
+	if cfg.MaxFailuresPerAccount == 0 {
+		cfg.MaxFailuresPerAccount = 50
+	}
+	if cfg.RegisterMaxPerIP == 0 {
+		cfg.RegisterMaxPerIP = 10
+	}
+	if cfg.RegisterWindow == 0 {
+		cfg.RegisterWindow = time.Hour
+	}
+	if cfg.HashQueueTimeout == 0 {
+		cfg.HashQueueTimeout = 2 * time.Second
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+}
+
+// logBootstrapAdmin says what start-up found under LIMEN_ADMIN_USERNAME; an existing account is never
+// changed, which an operator who expects an admin there needs to know.
+func logBootstrapAdmin(log *slog.Logger, r app.EnsureAdminResult) {
+	attrs := []any{"username", r.User.Username, "role", string(r.User.Role), "approved", r.User.Approved}
+	switch {
+	case r.Created:
+		log.Info("bootstrap admin created", attrs...)
+	case r.User.IsActiveAdmin():
+		log.Info("bootstrap admin exists; left unchanged", attrs...)
+	default:
+		log.Warn("LIMEN_ADMIN_USERNAME names an existing account that is not an active admin; left unchanged "+
+			"(start-up never promotes, approves or resets an existing account)", attrs...)
+	}
 }
 
 // KeyDirectory is LIMEN_JWT_KEY_DIR, or keys/ in the data dir.
@@ -53,14 +114,44 @@ func (c Config) KeyDirectory() string {
 	return filepath.Join(c.DataDir, "keys")
 }
 
-// New builds the Fiber app over an open pool and ensures the bootstrap admin.
-func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, tel *telemetry.Telemetry) (*fiber.App, error) {
+// Name is the service's name in logs, traces and event sources.
+const Name = "auth-service"
+
+// Service is auth-service assembled: its HTTP app, the relay that publishes user changes, and the
+// follower that reads them back so that its own admin routes refuse revoked tokens like every
+// other service.
+type Service struct {
+	app      *fiber.App
+	relay    *outbox.Relay
+	follower *revocation.Follower
+}
+
+// App is the service's HTTP app.
+func (s *Service) App() *fiber.App { return s.app }
+
+// Run publishes and follows user changes until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	var relayErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { relayErr = s.relay.Run(ctx) })
+	wg.Go(func() { _ = s.follower.Run(ctx) })
+	wg.Wait()
+	if errors.Is(relayErr, context.Canceled) {
+		relayErr = nil
+	}
+	return errors.Join(relayErr, s.relay.Close())
+}
+
+// New builds the service over an open pool and ensures the bootstrap admin.
+func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, tel *telemetry.Telemetry) (*Service, error) {
 	now := func() time.Time { return time.Now().UTC() }
 	keys, err := jwtsign.Load(jwtsign.Config{Dir: cfg.KeyDirectory(), Issuer: cfg.Issuer, Audience: cfg.Audience, AccessTTL: cfg.AccessTTL})
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := authn.NewStaticVerifier(keys.Keyfunc, authn.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience})
+	revoked := revocation.NewList()
+	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
+	verifier, err := authn.NewStaticVerifier(keys.Keyfunc, authn.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, Revocations: revoked})
 	if err != nil {
 		return nil, err
 	}
@@ -68,34 +159,48 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, 
 	if params.Memory == 0 {
 		params = argon2.DefaultParams
 	}
-	hasher := argon2.New(params)
-	users, tokens := postgres.NewUsers(pool), postgres.NewRefreshTokens(pool)
+	withDefaults(&cfg)
+	hasher := argon2.NewBounded(argon2.New(params), cfg.HashConcurrency, cfg.HashQueueTimeout)
+	log.Info("password hashing bounded", "concurrency", hasher.Concurrency(),
+		"memory_bound_mib", hasher.Concurrency()*int(params.Memory)/1024, "queue_timeout", cfg.HashQueueTimeout.String())
+	throttle := postgres.NewThrottle(pool)
+	events := outbox.NewWriter(Name)
+	users, tokens := postgres.NewUsers(pool, events), postgres.NewRefreshTokens(pool, events)
+	var ownedVMs app.OwnedVMs // no vm-service: nobody owns VMs
+	if cfg.VMServiceURL != "" {
+		ownedVMs = vmclient.New(cfg.VMServiceURL, cfg.InternalToken)
+	}
 
 	if cfg.AdminUsername != "" && cfg.AdminPassword != "" {
-		if err := (app.EnsureAdmin{Users: users, Hasher: hasher, Now: now}).Handle(ctx, cfg.AdminUsername, cfg.AdminPassword); err != nil {
+		bootstrap, err := (app.EnsureAdmin{Users: users, Hasher: hasher, Now: now}).Handle(ctx, cfg.AdminUsername, cfg.AdminPassword)
+		if err != nil {
 			return nil, err
 		}
+		logBootstrapAdmin(log, bootstrap)
 	}
-	login, err := app.NewLogin(users, hasher, postgres.NewLoginThrottle(pool),
-		app.LoginPolicy{MaxPerAccount: cfg.MaxFailures, MaxPerIP: cfg.MaxFailuresPerIP, Window: cfg.LoginLockout},
+	login, err := app.NewLogin(ctx, users, hasher, throttle,
+		app.LoginPolicy{MaxPerAccountAndIP: cfg.MaxFailures, MaxPerAccount: cfg.MaxFailuresPerAccount, MaxPerIP: cfg.MaxFailuresPerIP, Window: cfg.LoginLockout},
 		keys, tokens, cfg.RefreshTTL, now)
 	if err != nil {
 		return nil, err
 	}
 
-	fiberApp := web.NewApp(web.AppConfig{Service: "auth-service", Logger: log, Telemetry: tel,
-		Checks: map[string]web.Check{"db": pgdb.Ping(pool)}, TrustedProxies: cfg.TrustedProxies})
+	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel,
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "revocations": follower.Ready}, TrustedProxies: cfg.TrustedProxies})
 	porthttp.Mount(fiberApp, porthttp.UseCases{
-		Register:    app.Register{Users: users, Hasher: hasher, AutoApprove: cfg.AutoApprove, Now: now},
+		Register: app.Register{Users: users, Hasher: hasher, Throttle: throttle, AutoApprove: cfg.AutoApprove, Now: now,
+			Policy: app.RegisterPolicy{MaxPerIP: cfg.RegisterMaxPerIP, Window: cfg.RegisterWindow}},
 		Login:       login,
-		Refresh:     app.NewRefresh(users, keys, tokens, cfg.RefreshTTL, now),
+		Refresh:     app.NewRefresh(users, keys, tokens, cfg.RefreshTTL, cfg.RefreshReuseGrace, now),
 		Logout:      app.Logout{Tokens: tokens, Now: now},
 		CurrentUser: app.CurrentUser{Users: users},
 		ListUsers:   app.ListUsers{Users: users},
 		GetUser:     app.GetUser{Users: users},
 		ApproveUser: app.ApproveUser{Users: users, Tokens: tokens, Now: now},
 		ChangeRole:  app.ChangeRole{Users: users, Now: now},
-		DeleteUser:  app.DeleteUser{Users: users},
-	}, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL, CookieSecure: cfg.CookieSecure, Now: now})
-	return fiberApp, nil
+		DeleteUser:  app.DeleteUser{Users: users, VMs: ownedVMs},
+	}, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL, CookieSecure: cfg.CookieSecure,
+		RequestTimeout: cfg.RequestTimeout, Now: now})
+	relay := outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)
+	return &Service{app: fiberApp, relay: relay, follower: follower}, nil
 }

@@ -2,6 +2,8 @@
 package argon2
 
 import (
+	"context"
+
 	"github.com/alexedwards/argon2id"
 )
 
@@ -21,11 +23,12 @@ type Hasher struct {
 // New returns a hasher with the given cost.
 func New(params Params) *Hasher { return &Hasher{params: params} }
 
-func (h *Hasher) Hash(password string) (string, error) {
+// Hash runs to the end once started; Bounded decides whether it starts.
+func (h *Hasher) Hash(_ context.Context, password string) (string, error) {
 	return argon2id.CreateHash(password, &h.params)
 }
 
 // Verify compares in constant time.
-func (h *Hasher) Verify(password, hash string) (bool, error) {
+func (h *Hasher) Verify(_ context.Context, password, hash string) (bool, error) {
 	return argon2id.ComparePasswordAndHash(password, hash)
 }

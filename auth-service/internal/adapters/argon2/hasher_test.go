@@ -1,6 +1,7 @@
 package argon2_test
 
 import (
+	"context"
 	"testing"
 
 	"limen/auth-service/internal/adapters/argon2"
@@ -8,14 +9,14 @@ import (
 
 func TestHasher_VerifiesOnlyTheRightPassword(t *testing.T) {
 	h := argon2.New(argon2.DefaultParams)
-	hash, err := h.Hash("correct horse")
+	hash, err := h.Hash(context.Background(), "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := h.Verify("correct horse", hash); !ok || err != nil {
+	if ok, err := h.Verify(context.Background(), "correct horse", hash); !ok || err != nil {
 		t.Fatalf("right password refused: %v", err)
 	}
-	if ok, _ := h.Verify("wrong horse", hash); ok {
+	if ok, _ := h.Verify(context.Background(), "wrong horse", hash); ok {
 		t.Fatal("wrong password accepted")
 	}
 }
@@ -23,9 +24,9 @@ func TestHasher_VerifiesOnlyTheRightPassword(t *testing.T) {
 // BenchmarkLogin is the password cost of one login.
 func BenchmarkLogin(b *testing.B) {
 	h := argon2.New(argon2.DefaultParams)
-	hash, _ := h.Hash("correct horse")
+	hash, _ := h.Hash(context.Background(), "correct horse")
 	for b.Loop() {
-		if ok, _ := h.Verify("correct horse", hash); !ok {
+		if ok, _ := h.Verify(context.Background(), "correct horse", hash); !ok {
 			b.Fatal("refused")
 		}
 	}

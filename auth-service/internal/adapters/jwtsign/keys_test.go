@@ -2,6 +2,7 @@ package jwtsign_test
 
 import (
 	"context"
+	"github.com/google/uuid"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,7 +49,7 @@ func TestIssue_TokensVerifyThroughTheJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := ks.Issue(&domain.User{ID: 42, Username: "ada", Role: domain.RoleAdmin}, time.Now())
+	token, _, err := ks.Issue(&domain.User{ID: 42, Username: "ada", Role: domain.RoleAdmin}, uuid.New(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestIssue_TokensVerifyThroughTheJWKS(t *testing.T) {
 func TestLoad_RotationSignsWithTheNewestAndPublishesAll(t *testing.T) {
 	dir := t.TempDir()
 	old := load(t, dir)
-	oldToken, _, _ := old.Issue(&domain.User{ID: 1, Username: "ada", Role: domain.RoleUser}, time.Now())
+	oldToken, _, _ := old.Issue(&domain.User{ID: 1, Username: "ada", Role: domain.RoleUser}, uuid.New(), time.Now())
 	// A second key file, newer than the first, is what an operator drops in to rotate.
 	time.Sleep(10 * time.Millisecond)
 	other := t.TempDir()

@@ -10,16 +10,23 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/auth-service/internal/app"
 	"limen/auth-service/internal/domain"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 )
 
-// RefreshTokens implements app.RefreshTokens.
+// RefreshTokens implements app.RefreshTokens. Ending a login records its event on revocation.Topic
+// in the same transaction, so the login's access tokens stop working everywhere too.
 type RefreshTokens struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	events *outbox.Writer
 }
 
-func NewRefreshTokens(pool *pgxpool.Pool) *RefreshTokens { return &RefreshTokens{pool: pool} }
+func NewRefreshTokens(pool *pgxpool.Pool, events *outbox.Writer) *RefreshTokens {
+	return &RefreshTokens{pool: pool, events: events}
+}
 
 func (r *RefreshTokens) Save(ctx context.Context, t domain.RefreshToken) error {
 	return save(ctx, r.pool, t)
@@ -40,13 +47,14 @@ func save(ctx context.Context, db execer, t domain.RefreshToken) error {
 // (the rotation's transaction is rolled back).
 var errReused = errors.New("refresh token reused")
 
-func (r *RefreshTokens) Rotate(ctx context.Context, presented []byte, now time.Time, next func(domain.RefreshToken) domain.RefreshToken) (domain.RefreshToken, error) {
+func (r *RefreshTokens) Rotate(ctx context.Context, rot app.Rotation) (domain.RefreshToken, error) {
 	var spent domain.RefreshToken
+	now := rot.Now
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
-		var usedAt, revokedAt *time.Time
-		err := tx.QueryRow(ctx, `SELECT token_hash, family_id, user_id, expires_at, used_at, revoked_at
-			FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, presented).
-			Scan(&spent.Hash, &spent.FamilyID, &spent.UserID, &spent.ExpiresAt, &usedAt, &revokedAt)
+		var revokedAt *time.Time
+		err := tx.QueryRow(ctx, `SELECT token_hash, family_id, user_id, expires_at, used_at, rotated_by, revoked_at
+			FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, rot.Presented).
+			Scan(&spent.Hash, &spent.FamilyID, &spent.UserID, &spent.ExpiresAt, &spent.UsedAt, &spent.RotatedBy, &revokedAt)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return domain.ErrInvalidRefreshToken
@@ -54,13 +62,18 @@ func (r *RefreshTokens) Rotate(ctx context.Context, presented []byte, now time.T
 			return err
 		case revokedAt != nil || !now.Before(spent.ExpiresAt):
 			return domain.ErrInvalidRefreshToken
-		case usedAt != nil:
+		case spent.UsedAt != nil && !rot.Reusable(spent):
 			return errReused
+		case spent.UsedAt != nil:
+			// The same client again within the grace: a sibling, the spent token left as it was so
+			// that the grace runs from the first rotation.
+			return save(ctx, tx, rot.Next(spent))
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1`, presented, now); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2, rotated_by = $3 WHERE token_hash = $1`,
+			rot.Presented, now, rot.Client); err != nil {
 			return err
 		}
-		return save(ctx, tx, next(spent))
+		return save(ctx, tx, rot.Next(spent))
 	})
 	if errors.Is(err, errReused) {
 		if err := r.revokeFamily(ctx, spent.FamilyID, now); err != nil {
@@ -77,9 +90,23 @@ func (r *RefreshTokens) revokeFamily(ctx context.Context, family uuid.UUID, now 
 }
 
 func (r *RefreshTokens) RevokeFamilyOf(ctx context.Context, hash []byte, now time.Time) error {
-	_, err := r.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
-		WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`, hash, now)
-	return err
+	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		var family uuid.UUID
+		var userID int64
+		err := tx.QueryRow(ctx, `SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1`, hash).Scan(&family, &userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // not ours: nothing to end
+		}
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL`, family, now)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err // already ended: its event was recorded then
+		}
+		return recordUserEvent(ctx, tx, r.events, revocation.TypeSessionEnded,
+			revocation.Change{UserID: userID, SessionID: family.String()})
+	})
 }
 
 func (r *RefreshTokens) RevokeUser(ctx context.Context, userID int64, now time.Time) error {

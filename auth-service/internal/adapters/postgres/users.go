@@ -4,28 +4,35 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 )
 
-// Users implements app.Users.
+// Users implements app.Users. A change that revokes tokens (role, approval, deletion) records its
+// event on revocation.Topic in the same transaction.
 type Users struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	events *outbox.Writer
 }
 
-func NewUsers(pool *pgxpool.Pool) *Users { return &Users{pool: pool} }
+func NewUsers(pool *pgxpool.Pool, events *outbox.Writer) *Users {
+	return &Users{pool: pool, events: events}
+}
 
-const userColumns = `id, uuid, username, password_hash, role, approved, created_at, updated_at`
+const userColumns = `id, uuid, username, password_hash, role, approved, token_version, created_at, updated_at`
 
 func scanUser(row pgx.Row) (*domain.User, error) {
 	var u domain.User
 	var role string
-	err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &role, &u.Approved, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &role, &u.Approved, &u.TokenVersion, &u.CreatedAt, &u.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domain.ErrUserNotFound
 	}
@@ -86,18 +93,22 @@ func (r *Users) Update(ctx context.Context, id int64, change func(*domain.User, 
 		if err != nil {
 			return err
 		}
+		version := u.TokenVersion
 		if err := change(u, admins); err != nil {
 			return err
 		}
 		updated = u
-		_, err = tx.Exec(ctx, `UPDATE users SET role = $2, approved = $3, password_hash = $4, updated_at = $5 WHERE id = $1`,
-			u.ID, string(u.Role), u.Approved, u.PasswordHash, u.UpdatedAt)
-		return err
+		_, err = tx.Exec(ctx, `UPDATE users SET role = $2, approved = $3, password_hash = $4, token_version = $5, updated_at = $6 WHERE id = $1`,
+			u.ID, string(u.Role), u.Approved, u.PasswordHash, u.TokenVersion, u.UpdatedAt)
+		if err != nil || u.TokenVersion == version {
+			return err
+		}
+		return recordUserEvent(ctx, tx, r.events, revocation.TypeUserChanged, revocation.Change{UserID: u.ID, TokenVersion: u.TokenVersion})
 	})
 	return updated, err
 }
 
-func (r *Users) Delete(ctx context.Context, id int64, check func(*domain.User, domain.Admins) error) error {
+func (r *Users) Delete(ctx context.Context, id int64, withVMs bool, check func(*domain.User, domain.Admins) error) error {
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		u, admins, err := lockForChange(ctx, tx, id)
 		if err != nil {
@@ -106,7 +117,16 @@ func (r *Users) Delete(ctx context.Context, id int64, check func(*domain.User, d
 		if err := check(u, admins); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return recordUserEvent(ctx, tx, r.events, revocation.TypeUserDeleted,
+			revocation.Change{UserID: u.ID, TokenVersion: u.TokenVersion + 1, DeleteVMs: withVMs})
 	})
+}
+
+// recordUserEvent adds an event of revocation.Topic, keyed by the user's id, to tx.
+func recordUserEvent(ctx context.Context, tx pgx.Tx, events *outbox.Writer, eventType string, change revocation.Change) error {
+	return events.Add(ctx, tx, outbox.Event{Topic: revocation.Topic, Type: eventType, Subject: strconv.FormatInt(change.UserID, 10),
+		OwnerID: change.UserID, Sequence: change.TokenVersion, Data: change})
 }

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -19,13 +20,18 @@ var statusOf = map[domain.Kind]int{
 	domain.KindNotFound:        http.StatusNotFound,
 	domain.KindConflict:        http.StatusConflict,
 	domain.KindTooManyRequests: http.StatusTooManyRequests,
+	domain.KindUnavailable:     http.StatusServiceUnavailable,
 }
 
 // toHTTP is the one place where domain errors become HTTP answers; anything else is left for the
-// error handler to hide behind a 500.
+// error handler to hide behind a 500. A request that ran out of time (its deadline, see
+// requestContext) answers as busy: whoever still listens may retry.
 func toHTTP(c *fiber.Ctx, err error) error {
 	var de *domain.Error
-	if !errors.As(err, &de) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		de = domain.ErrBusy
+	case !errors.As(err, &de):
 		return err
 	}
 	if de.RetryAfter > 0 {

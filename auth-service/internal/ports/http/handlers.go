@@ -3,6 +3,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,7 +35,9 @@ type Config struct {
 	Verifier     *authn.Verifier
 	RefreshTTL   time.Duration
 	CookieSecure bool
-	Now          app.Clock
+	// RequestTimeout bounds registration, login and refresh (see requestContext); 0: unbounded.
+	RequestTimeout time.Duration
+	Now            app.Clock
 }
 
 type handlers struct {
@@ -70,7 +73,9 @@ func (h handlers) register(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	u, err := h.uc.Register.Handle(c.UserContext(), in.Username, in.Password)
+	ctx, cancel := h.requestContext(c)
+	defer cancel()
+	u, err := h.uc.Register.Handle(ctx, in.Username, in.Password, clientIP(c))
 	if err != nil {
 		return toHTTP(c, err)
 	}
@@ -86,7 +91,9 @@ func (h handlers) login(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	s, err := h.uc.Login.Handle(c.UserContext(), in.Username, in.Password, c.IP())
+	ctx, cancel := h.requestContext(c)
+	defer cancel()
+	s, err := h.uc.Login.Handle(ctx, in.Username, in.Password, clientIP(c))
 	if err != nil {
 		return toHTTP(c, err)
 	}
@@ -113,7 +120,9 @@ func (h handlers) refresh(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s, err := h.uc.Refresh.Handle(c.UserContext(), token)
+	ctx, cancel := h.requestContext(c)
+	defer cancel()
+	s, err := h.uc.Refresh.Handle(ctx, token, app.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
 	if err != nil {
 		return toHTTP(c, err)
 	}
@@ -133,10 +142,29 @@ func (h handlers) logout(c *fiber.Ctx) error {
 	return c.SendStatus(http.StatusNoContent)
 }
 
+// setRefreshCookie marks the cookie Secure when configured, and whenever the client came over TLS: a
+// TLS connection, or X-Forwarded-Proto "https" from a trusted proxy (LIMEN_TRUSTED_PROXIES), as the
+// gateway sets it. (Fiber's c.Protocol() would do too, but takes the header's leftmost value, and
+// from anyone when no proxy is configured; web.ClientOf takes the value the last trusted hop added.)
 func (h handlers) setRefreshCookie(c *fiber.Ctx, value string, ttl time.Duration) {
 	c.Cookie(&fiber.Cookie{Name: refreshCookie, Value: value, Path: "/api/auth", MaxAge: int(ttl.Seconds()),
-		HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: h.cfg.CookieSecure})
+		HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: h.cfg.CookieSecure || web.ClientOf(c).Proto == "https"})
 }
+
+// requestContext is the request's context (request id, trace) with a deadline. fasthttp never
+// cancels a request whose client has gone, but the gateway stops waiting for auth-service after its
+// timeout (10 s); work still running then answers nobody, and must not, for one, create an account.
+func (h handlers) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	if h.cfg.RequestTimeout <= 0 {
+		return context.WithCancel(c.UserContext())
+	}
+	return context.WithTimeout(c.UserContext(), h.cfg.RequestTimeout)
+}
+
+// clientIP is the address throttles and refresh-token reuse count by: the peer, or behind trusted
+// proxies the first address X-Forwarded-For names from the right that is not one of them
+// (web.ClientIP), never what the client itself wrote further left.
+func clientIP(c *fiber.Ctx) string { return web.ClientIP(c) }
 
 func (h handlers) jwks(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
@@ -228,7 +256,7 @@ func (h handlers) deleteUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := h.uc.DeleteUser.Handle(c.UserContext(), callerOf(c), id); err != nil {
+	if err := h.uc.DeleteUser.Handle(c.UserContext(), callerOf(c), id, c.QueryBool("delete_vms")); err != nil {
 		return toHTTP(c, err)
 	}
 	return c.JSON(fiber.Map{"message": "User deleted successfully", "user_id": id})

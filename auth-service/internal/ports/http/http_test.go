@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,9 @@ import (
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/service"
 	"limen/auth-service/migrations"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/revocation"
 	"limen/libs/testkit/pgtest"
 )
 
@@ -26,9 +29,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const adminName, adminPassword = "root", "root-password"
 
 type client struct {
-	t   *testing.T
-	app *fiber.App
-	dsn string
+	t       *testing.T
+	app     *fiber.App
+	dsn     string
+	brokers []string
 }
 
 func newService(t *testing.T, tweak func(*service.Config)) client {
@@ -44,16 +48,31 @@ func newService(t *testing.T, tweak func(*service.Config)) client {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	if cfg.KafkaBrokers == nil {
+		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, revocation.Topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(broker.Close)
+		cfg.KafkaBrokers = broker.ListenAddrs()
+	}
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	app, err := service.New(ctx, cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err := outbox.Migrate(ctx, pool, "auth"); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(ctx, cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client{t: t, app: app, dsn: cfg.DatabaseURL}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = svc.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-stopped })
+	return client{t: t, app: svc.App(), dsn: cfg.DatabaseURL, brokers: cfg.KafkaBrokers}
 }
 
 type response struct {
@@ -318,7 +337,10 @@ func TestAdmin_ManagesUsers(t *testing.T) {
 	if r.body["role"] != "admin" {
 		t.Fatalf("role %s", r.raw)
 	}
-	// Promoted: the same token now reaches admin routes, because roles are read from the database.
+	// Promoted: tokens signed before the change are revoked (the client refreshes); a new login's
+	// token is an admin's. Demoted: admin routes refuse at once, since roles are read from the database.
+	c.waitRevoked(userToken)
+	userToken = c.login("ada", "password1").body["token"].(string)
 	c.do("GET", "/api/admin/users", userToken, "").expect(t, 200, "")
 	c.do("PUT", "/api/admin/users/"+uid+"/role", admin, `{"role":"user"}`).expect(t, 200, "")
 	c.do("GET", "/api/admin/users", userToken, "").expect(t, 403, "")
