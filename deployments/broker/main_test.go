@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func TestParseOptions_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(o.addrs) != 1 || o.addrs[0] != "127.0.0.1:19092" || o.partitions != 3 || !o.autoCreate ||
-		len(o.topics) != 2 || o.topics[0] != "limen.vm.events" || o.topics[1] != "limen.media.events" {
+		strings.Join(o.topics, ",") != "limen.vm.events,limen.media.events,limen.user.events" {
 		t.Fatalf("unexpected defaults: %+v", o)
 	}
 }

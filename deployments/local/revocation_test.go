@@ -92,7 +92,7 @@ func checkRevocation(t *testing.T, base, adminPassword string) {
 	// Owns a VM: not deleted unless the VMs go too; then the token creates nothing and the VM goes.
 	c.expect(c.call("PUT", "/api/admin/users/"+id+"/approve", adminToken, map[string]bool{"approved": true}), 200, "")
 	token = login()
-	vm := c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "grace's vm", "cpu": 1, "memory": 64, "os_type": "other"}), 201, "")
+	vm := c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "grace-vm", "cpu": 1, "memory": 64, "os_type": "other"}), 201, "")
 	uuid := vm.body["uuid"].(string)
 	c.expect(c.call("DELETE", "/api/admin/users/"+id, adminToken, nil), 409,
 		"User owns 1 VMs; delete them first or pass delete_vms=true to delete them with the user")
