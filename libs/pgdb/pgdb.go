@@ -11,6 +11,8 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +22,27 @@ import (
 )
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Deadlines every connection gets, enforced by the server whatever the client does: no statement
+// runs longer than StatementTimeout, no lock is waited for longer than LockTimeout, and a transaction
+// left idle (a client stuck between statements) is ended after IdleInTransactionTimeout. Migrations
+// run under the same limits (LIMEN's are small DDL), except the wait for another replica's.
+const (
+	StatementTimeout         = 5 * time.Second
+	LockTimeout              = 3 * time.Second
+	IdleInTransactionTimeout = 10 * time.Second
+	// CallTimeout is the client-side deadline Deadline gives a database call whose context has none
+	// (background loops): a connection that hangs (a dead host, no RST) must not hang the caller.
+	CallTimeout = 10 * time.Second
+)
+
+// Deadline bounds a database call: ctx's own deadline if it has one, else CallTimeout.
+func Deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, CallTimeout)
+}
 
 // Open connects to dsn with search_path set to schema, creates the schema if needed and applies the
 // migrations found at the root of migrations (goose's NNNNN_name.sql files).
@@ -32,6 +55,15 @@ func Open(ctx context.Context, dsn, schema string, migrations fs.FS) (*pgxpool.P
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	for name, d := range map[string]time.Duration{"statement_timeout": StatementTimeout, "lock_timeout": LockTimeout,
+		"idle_in_transaction_session_timeout": IdleInTransactionTimeout} {
+		if _, set := cfg.ConnConfig.RuntimeParams[name]; !set { // a DSN's own setting wins
+			cfg.ConnConfig.RuntimeParams[name] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -62,6 +94,10 @@ func MigrateTracked(ctx context.Context, pool *pgxpool.Pool, schema, versionTabl
 	// CREATE SCHEMA IF NOT EXISTS is not safe against itself: two replicas starting together can both
 	// find no schema, and the second insert fails on pg_namespace's unique index.
 	if err := InTx(ctx, pool, func(tx pgx.Tx) error {
+		// Another replica may be migrating under this lock for longer than lock_timeout.
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5min'"); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockID(schema)); err != nil {
 			return err
 		}

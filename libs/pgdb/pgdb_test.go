@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -103,5 +105,31 @@ func TestInTx_RollsBackOnError(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM widgets").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("rows after rollback: %d (%v)", n, err)
+	}
+}
+
+// Every connection carries the server-side deadlines: a statement that runs too long is cancelled.
+func TestOpen_StatementsHaveADeadline(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgdb.Open(ctx, pgtest.NewDatabase(t), "widgets_svc", migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var timeout string
+	if err := pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&timeout); err != nil || timeout != "5s" {
+		t.Fatalf("statement_timeout %q (%v), want 5s", timeout, err)
+	}
+	started := time.Now()
+	if _, err := pool.Exec(ctx, "SELECT pg_sleep(30)"); err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Fatalf("a 30 s statement: %v", err)
+	}
+	if took := time.Since(started); took > 7*time.Second {
+		t.Fatalf("cancelled after %s", took)
+	}
+	bounded, cancel := pgdb.Deadline(ctx)
+	defer cancel()
+	if deadline, ok := bounded.Deadline(); !ok || time.Until(deadline) > pgdb.CallTimeout {
+		t.Fatal("Deadline gave a context without the call timeout")
 	}
 }
