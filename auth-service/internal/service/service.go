@@ -123,6 +123,8 @@ const Name = "auth-service"
 type Service struct {
 	app      *fiber.App
 	relay    *outbox.Relay
+	prune    app.PruneExpired
+	log      *slog.Logger
 	follower *revocation.Follower
 }
 
@@ -135,11 +137,32 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { relayErr = s.relay.Run(ctx) })
 	wg.Go(func() { _ = s.follower.Run(ctx) })
+	wg.Go(func() { s.pruneLoop(ctx) })
 	wg.Wait()
 	if errors.Is(relayErr, context.Canceled) {
 		relayErr = nil
 	}
 	return errors.Join(relayErr, s.relay.Close())
+}
+
+// pruneEvery is how often expired refresh tokens and throttle counters are deleted.
+const pruneEvery = 10 * time.Minute
+
+func (s *Service) pruneLoop(ctx context.Context) {
+	tick := time.NewTicker(pruneEvery)
+	defer tick.Stop()
+	for {
+		if tokens, counters, err := s.prune.Handle(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning expired rows", "err", err)
+		} else if tokens+counters > 0 {
+			s.log.Info("pruned expired rows", "refresh_tokens", tokens, "login_throttle", counters)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // New builds the service over an open pool and ensures the bootstrap admin.
@@ -202,5 +225,6 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, 
 	}, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL, CookieSecure: cfg.CookieSecure,
 		RequestTimeout: cfg.RequestTimeout, Now: now})
 	relay := outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)
-	return &Service{app: fiberApp, relay: relay, follower: follower}, nil
+	prune := app.PruneExpired{Tokens: tokens, Counters: throttle, LongestWindow: max(cfg.LoginLockout, cfg.RegisterWindow), Now: now}
+	return &Service{app: fiberApp, relay: relay, follower: follower, prune: prune, log: log}, nil
 }

@@ -30,6 +30,8 @@ func NewThrottle(pool *pgxpool.Pool) *Throttle { return &Throttle{pool: pool} }
 // sorted order, so that two attempts sharing keys always lock them in the same order and never
 // deadlock.
 func (t *Throttle) Reserve(ctx context.Context, limits []app.Limit, window time.Duration, now time.Time) ([]app.Reserved, time.Duration, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	sorted := slices.SortedFunc(slices.Values(limits), func(a, b app.Limit) int { return strings.Compare(a.Key, b.Key) })
 	var reserved []app.Reserved
 	var locked time.Duration
@@ -76,6 +78,8 @@ var errLocked = errors.New("throttled")
 // Release decrements each reserved key, only within the window the attempt was counted in (a later
 // window's count is not the attempt's to take back); resetKey's row is cleared instead.
 func (t *Throttle) Release(ctx context.Context, reserved []app.Reserved, resetKey string) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	for _, r := range reserved {
 		sql := `UPDATE login_throttle SET failures = greatest(failures - 1, 0) WHERE key = $1 AND window_start = $2`
 		if r.Key == resetKey {
@@ -86,4 +90,13 @@ func (t *Throttle) Release(ctx context.Context, reserved []app.Reserved, resetKe
 		}
 	}
 	return nil
+}
+
+// PruneExpired deletes counters whose window started before cutoff (older than the longest window):
+// an attempt would start a new window there anyway.
+func (t *Throttle) PruneExpired(ctx context.Context, cutoff time.Time) (int64, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
+	tag, err := t.pool.Exec(ctx, `DELETE FROM login_throttle WHERE window_start < $1`, cutoff)
+	return tag.RowsAffected(), err
 }

@@ -29,6 +29,8 @@ func NewRefreshTokens(pool *pgxpool.Pool, events *outbox.Writer) *RefreshTokens 
 }
 
 func (r *RefreshTokens) Save(ctx context.Context, t domain.RefreshToken) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return save(ctx, r.pool, t)
 }
 
@@ -48,6 +50,8 @@ func save(ctx context.Context, db execer, t domain.RefreshToken) error {
 var errReused = errors.New("refresh token reused")
 
 func (r *RefreshTokens) Rotate(ctx context.Context, rot app.Rotation) (domain.RefreshToken, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var spent domain.RefreshToken
 	now := rot.Now
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
@@ -90,6 +94,8 @@ func (r *RefreshTokens) revokeFamily(ctx context.Context, family uuid.UUID, now 
 }
 
 func (r *RefreshTokens) RevokeFamilyOf(ctx context.Context, hash []byte, now time.Time) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		var family uuid.UUID
 		var userID int64
@@ -110,6 +116,17 @@ func (r *RefreshTokens) RevokeFamilyOf(ctx context.Context, hash []byte, now tim
 }
 
 func (r *RefreshTokens) RevokeUser(ctx context.Context, userID int64, now time.Time) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	_, err := r.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, userID, now)
 	return err
+}
+
+// PruneExpired deletes refresh tokens that expired before cutoff: they can be neither used nor
+// reused, so they only grow the table.
+func (r *RefreshTokens) PruneExpired(ctx context.Context, cutoff time.Time) (int64, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
+	tag, err := r.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, cutoff)
+	return tag.RowsAffected(), err
 }

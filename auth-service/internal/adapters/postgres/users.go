@@ -41,6 +41,8 @@ func scanUser(row pgx.Row) (*domain.User, error) {
 }
 
 func (r *Users) Create(ctx context.Context, u *domain.User) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	err := r.pool.QueryRow(ctx, `INSERT INTO users (uuid, username, password_hash, role, approved, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 		u.UUID, u.Username, u.PasswordHash, string(u.Role), u.Approved, u.CreatedAt, u.UpdatedAt).Scan(&u.ID)
@@ -52,14 +54,20 @@ func (r *Users) Create(ctx context.Context, u *domain.User) error {
 }
 
 func (r *Users) ByUsername(ctx context.Context, username string) (*domain.User, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return scanUser(r.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(username) = lower($1)`, username))
 }
 
 func (r *Users) ByID(ctx context.Context, id int64) (*domain.User, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return scanUser(r.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 }
 
 func (r *Users) List(ctx context.Context, limit, offset int) ([]*domain.User, int, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var total int
 	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&total); err != nil {
 		return nil, 0, err
@@ -87,6 +95,8 @@ func lockForChange(ctx context.Context, tx pgx.Tx, id int64) (*domain.User, doma
 }
 
 func (r *Users) Update(ctx context.Context, id int64, change func(*domain.User, domain.Admins) error) (*domain.User, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var updated *domain.User
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		u, admins, err := lockForChange(ctx, tx, id)
@@ -109,6 +119,8 @@ func (r *Users) Update(ctx context.Context, id int64, change func(*domain.User, 
 }
 
 func (r *Users) Delete(ctx context.Context, id int64, withVMs bool, check func(*domain.User, domain.Admins) error) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		u, admins, err := lockForChange(ctx, tx, id)
 		if err != nil {
