@@ -69,6 +69,8 @@ func NewApp(cfg AppConfig) *fiber.App {
 		// from the (bounded) body on demand.
 		DisablePreParseMultipartForm: cfg.StreamRequestBody,
 	})
+	// Requests fasthttp cannot read never reach ErrorHandler; this answers them (see parse_errors.go).
+	app.Server().ErrorHandler = unreadableRequest(cfg.Logger)
 	app.Use(recover.New(), trustProxies(cfg.TrustedProxies))
 	if cfg.Telemetry != nil {
 		app.Use(cfg.Telemetry.Middleware())
@@ -97,6 +99,7 @@ func NewInternalApp(cfg AppConfig) *fiber.App {
 		IdleTimeout:             120 * time.Second,
 		EnableTrustedProxyCheck: true,
 	})
+	app.Server().ErrorHandler = unreadableRequest(cfg.Logger)
 	app.Use(recover.New())
 	if cfg.Telemetry != nil {
 		app.Get("/metrics", cfg.Telemetry.MetricsHandler())

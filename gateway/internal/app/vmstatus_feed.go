@@ -37,8 +37,10 @@ type StatusMessage struct {
 }
 
 // VMStatusFeed is the live status use case: a client gets the VM list, then every later event it may
-// see, in order, never older than what it was already sent, and a fresh list after each deletion
-// (clients that know only updates and lists still drop the deleted VM).
+// see, in order, never older than what it was already sent, and after each deletion the list again
+// (clients that know only updates and lists still drop the deleted VM). vm-service is asked once per
+// connection, for the first list; the later ones are built from that list and the events the client
+// was sent since (see vmView), so a deletion seen by many sockets costs vm-service nothing.
 type VMStatusFeed struct {
 	Hub *VMStatusHub
 	// VMs is nil when vm-service is not deployed.
@@ -51,9 +53,10 @@ type VMStatusFeed struct {
 type StatusSession struct {
 	feed   *VMStatusFeed
 	viewer domain.Viewer
-	token  string
 	sub    *subscription
 	seqs   *domain.SeqFilter
+	// view is the list as the client knows it, for the list that follows a deletion.
+	view *vmView
 }
 
 // Open subscribes the viewer and fetches their list, which is the first message to send. It subscribes
@@ -63,13 +66,14 @@ func (f *VMStatusFeed) Open(ctx context.Context, viewer domain.Viewer, token str
 	if f.VMs == nil {
 		return nil, StatusMessage{}, ErrVMServiceAbsent
 	}
-	s := &StatusSession{feed: f, viewer: viewer, token: token, sub: f.Hub.subscribe(viewer), seqs: domain.NewSeqFilter()}
-	list, err := s.list(ctx)
+	s := &StatusSession{feed: f, viewer: viewer, sub: f.Hub.subscribe(viewer), seqs: domain.NewSeqFilter()}
+	vms, err := f.list(ctx, viewer, token)
 	if err != nil {
 		s.Close()
 		return nil, StatusMessage{}, err
 	}
-	return s, list, nil
+	s.view = newVMView(vms)
+	return s, StatusMessage{Kind: StatusVMList, VMs: vms}, nil
 }
 
 // Events delivers the events the client may see, in publishing order.
@@ -79,41 +83,34 @@ func (s *StatusSession) Events() <-chan domain.VMEvent { return s.sub.events }
 func (s *StatusSession) Cut() <-chan struct{} { return s.sub.cut }
 
 // Messages turns an event into what the client is sent: nothing for a stale one, and for a deletion
-// the deletion followed by a fresh list. When that list cannot be fetched the deletion is still sent
-// and the error returned.
-func (s *StatusSession) Messages(ctx context.Context, e domain.VMEvent) ([]StatusMessage, error) {
+// the deletion followed by the list without that VM, built from what the client was told (no
+// vm-service call).
+func (s *StatusSession) Messages(e domain.VMEvent) []StatusMessage {
 	if !s.viewer.MaySee(e) || !s.seqs.Admit(e) {
-		return nil, nil
+		return nil
 	}
 	switch e.Kind {
 	case domain.VMUpdated:
-		return []StatusMessage{{Kind: StatusVMUpdate, Event: e}}, nil
+		s.view.apply(e)
+		return []StatusMessage{{Kind: StatusVMUpdate, Event: e}}
 	case domain.MediaChanged:
-		return []StatusMessage{{Kind: StatusMediaUpdate, Event: e}}, nil
+		return []StatusMessage{{Kind: StatusMediaUpdate, Event: e}}
 	case domain.VMDeleted:
-		out := []StatusMessage{{Kind: StatusVMDelete, Event: e}}
-		list, err := s.list(ctx)
-		if err != nil {
-			return out, err
-		}
-		return append(out, list), nil
+		s.view.apply(e)
+		return []StatusMessage{{Kind: StatusVMDelete, Event: e}, {Kind: StatusVMList, VMs: s.view.list()}}
 	}
-	return nil, nil
+	return nil
 }
 
 // Close leaves the hub.
 func (s *StatusSession) Close() { s.feed.Hub.unsubscribe(s.sub) }
 
-func (s *StatusSession) list(ctx context.Context) (StatusMessage, error) {
-	timeout := s.feed.ListTimeout
+func (f *VMStatusFeed) list(ctx context.Context, viewer domain.Viewer, token string) (json.RawMessage, error) {
+	timeout := f.ListTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	vms, err := s.feed.VMs.ListVMs(ctx, s.token, s.viewer.Admin)
-	if err != nil {
-		return StatusMessage{}, err
-	}
-	return StatusMessage{Kind: StatusVMList, VMs: vms}, nil
+	return f.VMs.ListVMs(ctx, token, viewer.Admin)
 }

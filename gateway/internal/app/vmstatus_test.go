@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -26,12 +27,13 @@ func event(kind domain.VMEventKind, vm string, owner, seq int64) domain.VMEvent 
 	return domain.VMEvent{Kind: kind, VMUUID: vm, OwnerID: owner, Seq: seq, VM: json.RawMessage(`{"uuid":"` + vm + `"}`)}
 }
 
-// lister answers with a list naming who asked; hook runs during each fetch.
+// lister answers with a list naming who asked (or with list, when set); hook runs during each fetch.
 type lister struct {
 	mu    sync.Mutex
 	calls []string
 	err   error
 	hook  func()
+	list  string
 }
 
 func (l *lister) ListVMs(_ context.Context, token string, all bool) (json.RawMessage, error) {
@@ -44,6 +46,9 @@ func (l *lister) ListVMs(_ context.Context, token string, all bool) (json.RawMes
 	}
 	if err != nil {
 		return nil, err
+	}
+	if l.list != "" {
+		return json.RawMessage(l.list), nil
 	}
 	if all {
 		return json.RawMessage(`["all of ` + token + `"]`), nil
@@ -114,11 +119,7 @@ func TestFeed_StaleEventsProduceNoMessage(t *testing.T) {
 	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
 	var sent []int64
 	for _, seq := range []int64{5, 5, 3, 6} {
-		msgs, err := s.Messages(context.Background(), event(domain.VMUpdated, vmOfA, 7, seq))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
+		for _, m := range s.Messages(event(domain.VMUpdated, vmOfA, 7, seq)) {
 			if m.Kind != app.StatusVMUpdate {
 				t.Fatalf("kind %v", m.Kind)
 			}
@@ -130,28 +131,71 @@ func TestFeed_StaleEventsProduceNoMessage(t *testing.T) {
 	}
 }
 
-func TestFeed_DeletionIsFollowedByAFreshList(t *testing.T) {
-	l := &lister{}
-	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
-	msgs, err := s.Messages(context.Background(), event(domain.VMDeleted, vmOfA, 7, 9))
-	if err != nil || len(msgs) != 2 || msgs[0].Kind != app.StatusVMDelete || msgs[1].Kind != app.StatusVMList {
-		t.Fatalf("%+v %v", msgs, err)
-	}
-	if len(l.calls) != 2 || l.calls[1] != "a" {
-		t.Fatalf("lists fetched with %v", l.calls)
-	}
+func vmBody(id int64, uuid, status string) string {
+	return `{"id":` + strconv.FormatInt(id, 10) + `,"uuid":"` + uuid + `","name":"vm-` + strconv.FormatInt(id, 10) +
+		`","status":"` + status + `","owner_id":7}`
+}
 
+func update(vm string, id, seq int64, status string) domain.VMEvent {
+	return domain.VMEvent{Kind: domain.VMUpdated, VMUUID: vm, VMID: id, OwnerID: 7, Seq: seq, VM: json.RawMessage(vmBody(id, vm, status))}
+}
+
+// After a deletion the client gets the list it was opened with, with every update and deletion it was
+// sent since applied, in vm-service's order (by id), without vm-service being asked again.
+func TestFeed_DeletionIsFollowedByTheListItHolds_NoFetch(t *testing.T) {
+	const vm1, vm2, vm3, vm4 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
+		"00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"
+	l := &lister{list: "[" + vmBody(1, vm1, "Stopped") + "," + vmBody(3, vm3, "Running") + "]"}
+	s, first := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
+	if string(first.VMs) != l.list {
+		t.Fatalf("first list %s", first.VMs)
+	}
+	s.Messages(update(vm3, 3, 1, "Paused"))  // changed
+	s.Messages(update(vm2, 2, 1, "Stopped")) // created: goes between 1 and 3
+	s.Messages(update(vm4, 4, 1, "Stopped")) // created: goes last
+	s.Messages(update(vm3, 3, 1, "Error"))   // stale: not sent, not applied
+	msgs := s.Messages(domain.VMEvent{Kind: domain.VMDeleted, VMUUID: vm1, VMID: 1, OwnerID: 7, Seq: 9})
+	if len(msgs) != 2 || msgs[0].Kind != app.StatusVMDelete || msgs[0].Event.VMUUID != vm1 || msgs[1].Kind != app.StatusVMList {
+		t.Fatalf("%+v", msgs)
+	}
+	want := "[" + vmBody(2, vm2, "Stopped") + "," + vmBody(3, vm3, "Paused") + "," + vmBody(4, vm4, "Stopped") + "]"
+	if string(msgs[1].VMs) != want {
+		t.Fatalf("list after the deletion\n got %s\nwant %s", msgs[1].VMs, want)
+	}
+	// A deletion of a VM the list never had leaves it as it is; a repeated one is not sent again.
+	msgs = s.Messages(domain.VMEvent{Kind: domain.VMDeleted, VMUUID: vmOfB, OwnerID: 7, Seq: 1})
+	if len(msgs) != 2 || string(msgs[1].VMs) != want {
+		t.Fatalf("%+v", msgs)
+	}
+	want = "[" + vmBody(3, vm3, "Paused") + "," + vmBody(4, vm4, "Stopped") + "]"
+	if msgs := s.Messages(domain.VMEvent{Kind: domain.VMDeleted, VMUUID: vm2, OwnerID: 7, Seq: 2}); len(msgs) != 2 || string(msgs[1].VMs) != want {
+		t.Fatalf("%+v", msgs)
+	}
+	if msgs := s.Messages(domain.VMEvent{Kind: domain.VMDeleted, VMUUID: vm2, OwnerID: 7, Seq: 2}); msgs != nil {
+		t.Fatalf("repeated deletion: %+v", msgs)
+	}
+	if len(l.calls) != 1 {
+		t.Fatalf("vm-service asked %d times, want once (the first list)", len(l.calls))
+	}
+}
+
+// A deletion's list needs no vm-service: it goes out even while vm-service is down.
+func TestFeed_DeletionListDoesNotNeedVMService(t *testing.T) {
+	l := &lister{list: "[" + vmBody(1, vmOfA, "Stopped") + "]"}
+	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
+	l.mu.Lock()
 	l.err = errors.New("vm-service down")
-	msgs, err = s.Messages(context.Background(), event(domain.VMDeleted, vmOfB, 7, 1))
-	if err == nil || len(msgs) != 1 || msgs[0].Kind != app.StatusVMDelete {
-		t.Fatalf("without a list the deletion must still go out: %+v %v", msgs, err)
+	l.mu.Unlock()
+	msgs := s.Messages(domain.VMEvent{Kind: domain.VMDeleted, VMUUID: vmOfA, OwnerID: 7, Seq: 2})
+	if len(msgs) != 2 || msgs[1].Kind != app.StatusVMList || string(msgs[1].VMs) != "[]" {
+		t.Fatalf("%+v", msgs)
 	}
 }
 
 func TestFeed_MediaChangeIsAMediaUpdate(t *testing.T) {
 	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
 	e := domain.VMEvent{Kind: domain.MediaChanged, VMUUID: vmOfA, OwnerID: 7, Seq: 1, Media: domain.Media{Path: "/isos/x.iso", Attached: true}}
-	msgs, _ := s.Messages(context.Background(), e)
+	msgs := s.Messages(e)
 	if len(msgs) != 1 || msgs[0].Kind != app.StatusMediaUpdate || msgs[0].Event.Media.Path != "/isos/x.iso" {
 		t.Fatalf("%+v", msgs)
 	}

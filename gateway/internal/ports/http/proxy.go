@@ -78,9 +78,9 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 		timeout = p.DefaultTimeout
 	}
 	if route.Upload {
-		err = p.upload(c, base+c.OriginalURL())
+		err = p.upload(c, base+originForm(c))
 	} else {
-		err = proxy.DoTimeout(c, base+c.OriginalURL(), timeout, p.client)
+		err = proxy.DoTimeout(c, base+originForm(c), timeout, p.client)
 	}
 	var werr *web.Error
 	switch {
@@ -97,6 +97,25 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 	// The service's response replaced ours, with the request id the gateway had set on it.
 	c.Response().Header.SetBytesV(web.HeaderRequestID, c.Request().Header.Peek(web.HeaderRequestID))
 	return nil
+}
+
+// originForm is the request's target as the service is asked for it: path and query as the client
+// wrote them. A request line in absolute form (`GET http://host/api/vms`, which RFC 9112 3.2.2 has
+// servers accept) is reduced to its origin form (`/api/vms`); appended whole to the service's base
+// URL it made no URL at all (502).
+func originForm(c *fiber.Ctx) string {
+	if uri := c.Request().Header.RequestURI(); len(uri) > 0 && uri[0] == '/' {
+		return string(uri)
+	}
+	u := c.Request().URI()
+	target := string(u.PathOriginal())
+	if target == "" {
+		target = "/"
+	}
+	if q := u.QueryString(); len(q) > 0 {
+		target += "?" + string(q)
+	}
+	return target
 }
 
 // IsUpload tells web.NewApp (AppConfig.Upload) which requests are streamed uploads: those the

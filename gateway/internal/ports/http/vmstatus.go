@@ -50,8 +50,8 @@ const (
 
 // VMStatus serves the live status WebSocket. Connections end with a close frame when the token
 // expires (4401), the client falls behind (1008), stops answering pings (1008), its user opens more
-// than MaxPerUser sockets (1008, the oldest goes), the VM list cannot be fetched (1011) or the server
-// stops (1001).
+// than MaxPerUser sockets (1008, the oldest goes), the first VM list cannot be fetched (1011) or the
+// server stops (1001).
 type VMStatus struct {
 	Feed     *app.VMStatusFeed
 	Verifier *authn.Verifier
@@ -233,11 +233,7 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 				return
 			}
 		case e := <-session.Events():
-			msgs, err := session.Messages(ctx, e)
-			if err != nil && ctx.Err() == nil {
-				s.Log.WarnContext(ctx, "live status: no VM list after a deletion", "user_id", id.viewer.UserID, "err", err)
-			}
-			for _, m := range msgs {
+			for _, m := range session.Messages(e) {
 				if !s.write(ctx, conn, m) {
 					return
 				}

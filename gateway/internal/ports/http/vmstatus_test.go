@@ -50,11 +50,13 @@ type vmService struct {
 	mu  sync.Mutex
 	vms []map[string]any
 	url string
+	// lists counts the list calls per user.
+	lists map[int64]int
 }
 
 func startVMService(t *testing.T, verifier *authn.Verifier, vms ...map[string]any) *vmService {
 	t.Helper()
-	s := &vmService{vms: vms}
+	s := &vmService{vms: vms, lists: map[int64]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, err := verifier.Verify(authn.BearerToken(r.Header.Get("Authorization")))
 		if err != nil || r.URL.Path != "/api/vms" {
@@ -63,6 +65,7 @@ func startVMService(t *testing.T, verifier *authn.Verifier, vms ...map[string]an
 		}
 		all := claims.IsAdmin() && r.URL.Query().Get("all") == "true"
 		s.mu.Lock()
+		s.lists[claims.UserID]++
 		out := []map[string]any{}
 		for _, vm := range s.vms {
 			if all || vm["owner_id"] == claims.UserID {
