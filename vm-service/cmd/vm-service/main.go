@@ -28,7 +28,16 @@ func run(ctx context.Context, cfg service.Config, env process.Env) error {
 	}
 
 	conn := libvirtconn.New(libvirtconn.Config{URI: cfg.LibvirtURI, Socket: cfg.LibvirtSocket}, env.Log)
+	var svc *service.Service
+	// After the drain: requests still draining keep their task claims alive until they are done.
+	defer func() {
+		if svc != nil {
+			svc.Close()
+		}
+	}()
 	return process.Serve(ctx, cfg.ListenAddr, cfg.DrainTimeout, env.Log, func(ctx context.Context) (*service.Service, error) {
-		return service.New(ctx, cfg, pool, conn, env.Log, env.Telemetry)
+		var err error
+		svc, err = service.New(ctx, cfg, pool, conn, env.Log, env.Telemetry)
+		return svc, err
 	}, conn.Run)
 }

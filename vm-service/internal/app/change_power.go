@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"limen/vm-service/internal/domain"
 )
 
@@ -16,7 +18,9 @@ type ChangePower struct {
 	Hypervisor Hypervisor
 	// StopTimeout is how long a guest gets to power off on ACPI before it is forced off.
 	StopTimeout time.Duration
-	Now         Clock
+	// Replica is this process: its claims block others as long as its heartbeat lasts.
+	Replica uuid.UUID
+	Now     Clock
 }
 
 func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref, action domain.Action) (*domain.VM, error) {
@@ -29,15 +33,16 @@ func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref,
 		if target, err = vm.BeginPower(action); err != nil {
 			return err
 		}
-		return vm.BeginTask(action, uc.Now())
+		return vm.BeginTask(action, uc.Replica, uc.Now())
 	}); err != nil {
 		return nil, err
 	}
+	// The claim's transaction has committed: no transaction or lock is held while the hypervisor works.
 	// The hypervisor call must finish and the task be released even when the client goes away.
 	ctx = context.WithoutCancel(ctx)
 	opErr := uc.run(ctx, vm, action)
 	done, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		vm.EndTask()
+		endTask(vm, action, uc.Replica)
 		switch {
 		case opErr == nil:
 			vm.CompletePower(target, uc.Now())
@@ -75,4 +80,12 @@ func (uc ChangePower) run(ctx context.Context, vm *domain.VM, action domain.Acti
 		return h.ForceStop(ctx, vm.UUID)
 	}
 	return fmt.Errorf("%s is not a power action", action)
+}
+
+// endTask releases the task a process began, unless another process took the VM over meanwhile (this
+// one's heartbeat lapsed, say, while the database was out of reach): that claim is not ours to end.
+func endTask(vm *domain.VM, a domain.Action, replica uuid.UUID) {
+	if vm.HoldsTask(a, replica) {
+		vm.EndTask()
+	}
 }

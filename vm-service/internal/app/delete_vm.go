@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"limen/vm-service/internal/domain"
 )
 
@@ -12,7 +14,9 @@ import (
 type DeleteVM struct {
 	Repo       Repository
 	Hypervisor Hypervisor
-	Now        Clock
+	// Replica is this process, named in its claims.
+	Replica uuid.UUID
+	Now     Clock
 }
 
 func (uc DeleteVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*domain.VM, error) {
@@ -21,14 +25,14 @@ func (uc DeleteVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*
 		return nil, err
 	}
 	claimed, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		return vm.BeginTask(domain.ActionDelete, uc.Now())
+		return vm.BeginTask(domain.ActionDelete, uc.Replica, uc.Now())
 	})
 	if err != nil {
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	if err := uc.Hypervisor.Delete(ctx, vm.UUID); err != nil {
-		_, _ = uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error { vm.EndTask(); return nil })
+		_, _ = uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error { endTask(vm, domain.ActionDelete, uc.Replica); return nil })
 		return nil, hypervisorError("delete", err)
 	}
 	// A resync may have finished the delete first; the VM is gone either way.

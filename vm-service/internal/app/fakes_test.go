@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,9 +24,22 @@ type memRepo struct {
 	nextID  int64
 	events  []string
 	failAdd error
+	// dead are the processes whose heartbeat lapsed: their tasks are read as not live.
+	dead map[uuid.UUID]bool
+	// afterList, when set, runs after each List has read the rows (to interleave other work).
+	afterList func()
+	// inTx is set while a callback runs inside the "transaction" (Add's admit, Update's change).
+	inTx atomic.Bool
 }
 
-func newRepo() *memRepo { return &memRepo{vms: map[uuid.UUID]*domain.VM{}} }
+func newRepo() *memRepo { return &memRepo{vms: map[uuid.UUID]*domain.VM{}, dead: map[uuid.UUID]bool{}} }
+
+// read is a stored VM as a reader gets it: a copy, its task live unless its process died.
+func (r *memRepo) read(vm *domain.VM) *domain.VM {
+	c := *vm
+	c.TaskLive = c.Task != "" && !r.dead[c.TaskOwner]
+	return &c
+}
 
 func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
 	r.mu.Lock()
@@ -33,7 +47,10 @@ func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage)
 	if r.failAdd != nil {
 		return r.failAdd
 	}
-	if err := admit(r.usage(vm.OwnerID)); err != nil {
+	r.inTx.Store(true)
+	err := admit(r.usage(vm.OwnerID))
+	r.inTx.Store(false)
+	if err != nil {
 		return err
 	}
 	for _, o := range r.vms {
@@ -70,8 +87,7 @@ func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
 	defer r.mu.Unlock()
 	for _, vm := range r.vms {
 		if vm.UUID == ref.UUID || ref.ID != 0 && vm.ID == ref.ID {
-			c := *vm
-			return &c, nil
+			return r.read(vm), nil
 		}
 	}
 	return nil, domain.ErrVMNotFound
@@ -79,13 +95,16 @@ func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
 
 func (r *memRepo) List(_ context.Context, ownerID int64) ([]*domain.VM, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []*domain.VM
 	for _, vm := range r.vms {
 		if ownerID == 0 || vm.OwnerID == ownerID {
-			c := *vm
-			out = append(out, &c)
+			out = append(out, r.read(vm))
 		}
+	}
+	after := r.afterList
+	r.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return out, nil
 }
@@ -108,15 +127,18 @@ func (r *memRepo) Update(_ context.Context, id uuid.UUID, change func(*domain.VM
 	if !ok {
 		return nil, domain.ErrVMNotFound
 	}
-	c := *vm
-	if err := change(&c); err != nil {
+	c := r.read(vm)
+	r.inTx.Store(true)
+	err := change(c)
+	r.inTx.Store(false)
+	if err != nil {
 		return nil, err
 	}
 	if c.Version != vm.Version {
 		r.events = append(r.events, "updated")
 	}
-	r.vms[id] = &c
-	out := c
+	r.vms[id] = c
+	out := *c
 	return &out, nil
 }
 
@@ -141,15 +163,29 @@ type fakeHypervisor struct {
 	gate      chan struct{}
 	failWith  error
 	deleteErr error
+	// afterStates, when set, runs after each States has read the machines (to interleave other work).
+	afterStates func()
+	// inTx, when set, reports a repository transaction in progress; calls made meanwhile are recorded
+	// in calledInTx.
+	inTx       func() bool
+	calledInTx []string
 }
 
 func newHypervisor() *fakeHypervisor {
 	return &fakeHypervisor{machines: map[uuid.UUID]domain.Status{}, created: map[uuid.UUID]time.Time{}}
 }
 
+// call records a call, and whether a repository transaction was open while it was made.
+func (h *fakeHypervisor) call(name string) {
+	h.calls = append(h.calls, name)
+	if h.inTx != nil && h.inTx() {
+		h.calledInTx = append(h.calledInTx, name)
+	}
+}
+
 func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) error {
 	h.mu.Lock()
-	h.calls = append(h.calls, call)
+	h.call(call)
 	gate, fail := h.gate, h.failWith
 	h.mu.Unlock()
 	if call == "start" && gate != nil {
@@ -182,7 +218,7 @@ func (h *fakeHypervisor) count(call string) int {
 func (h *fakeHypervisor) Create(_ context.Context, spec app.MachineSpec) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.calls = append(h.calls, "create")
+	h.call("create")
 	if h.failWith != nil {
 		return h.failWith
 	}
@@ -194,6 +230,7 @@ func (h *fakeHypervisor) Create(_ context.Context, spec app.MachineSpec) error {
 func (h *fakeHypervisor) OwnedSince(_ context.Context, id uuid.UUID) (time.Time, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.call("owned_since")
 	if _, ok := h.machines[id]; !ok {
 		return time.Time{}, false, app.ErrMachineNotFound
 	}
@@ -228,7 +265,7 @@ func (h *fakeHypervisor) Resize(_ context.Context, id uuid.UUID, _, _ int) error
 func (h *fakeHypervisor) Delete(_ context.Context, id uuid.UUID) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.calls = append(h.calls, "delete")
+	h.call("delete")
 	if h.deleteErr != nil {
 		return h.deleteErr
 	}
@@ -239,6 +276,7 @@ func (h *fakeHypervisor) Delete(_ context.Context, id uuid.UUID) error {
 func (h *fakeHypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.call("state")
 	s, ok := h.machines[id]
 	if !ok {
 		return "", app.ErrMachineNotFound
@@ -248,10 +286,15 @@ func (h *fakeHypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, 
 
 func (h *fakeHypervisor) States(context.Context) (map[uuid.UUID]domain.Status, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.call("states")
 	out := make(map[uuid.UUID]domain.Status, len(h.machines))
 	for id, s := range h.machines {
 		out[id] = s
+	}
+	after := h.afterStates
+	h.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return out, nil
 }

@@ -11,6 +11,14 @@ import (
 
 // Repository keeps VMs. Every write stores the VM's event in the same transaction (the outbox), so a
 // change and its announcement never part.
+//
+// No transaction or lock is ever held across a hypervisor call (audited: create, power actions,
+// resize, delete, observe, resync). The callbacks below (Add's admit, Update's change) run inside the
+// repository's transaction, under the owner's advisory lock or the VM's row lock, and so must stay
+// pure: they decide from the row and the clock only, never call the hypervisor, the quota service or
+// anything else that can block. A use case claims the VM (a task, committed), calls the hypervisor
+// with nothing held, and records the outcome in a second short transaction; create defines the domain
+// before its insert's transaction begins. Every repository call is bounded by pgdb.Deadline.
 type Repository interface {
 	// Add stores a new VM once admit accepted its owner's usage; no other Add of the same owner runs
 	// between the two, so concurrent creates cannot overrun a quota together. domain.ErrNameTaken

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"limen/vm-service/internal/domain"
 )
 
@@ -11,31 +13,62 @@ type ResizeVM struct {
 	Repo       Repository
 	Quotas     Quotas
 	Hypervisor Hypervisor
-	Now        Clock
+	// Replica is this process, named in its claims.
+	Replica uuid.UUID
+	Now     Clock
 }
 
-func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, cpu, memoryMiB int) (*domain.VM, error) {
+// ResizeRequest is what an update asks for: at least one of CPU and memory; the one left nil keeps
+// its current value.
+type ResizeRequest struct {
+	CPU       *int
+	MemoryMiB *int
+}
+
+// ErrResizeNothing is an update naming neither CPU nor memory.
+var ErrResizeNothing = domain.Invalid("cpu", "Field 'cpu' or 'memory' is required for update")
+
+// of is the CPU and memory the request gives vm.
+func (r ResizeRequest) of(vm *domain.VM) (cpu, memoryMiB int) {
+	cpu, memoryMiB = vm.CPU, vm.MemoryMiB
+	if r.CPU != nil {
+		cpu = *r.CPU
+	}
+	if r.MemoryMiB != nil {
+		memoryMiB = *r.MemoryMiB
+	}
+	return cpu, memoryMiB
+}
+
+func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, req ResizeRequest) (*domain.VM, error) {
+	if req.CPU == nil && req.MemoryMiB == nil {
+		return nil, ErrResizeNothing
+	}
 	vm, err := load(ctx, uc.Repo, caller, ref)
 	if err != nil {
 		return nil, err
 	}
+	cpu, memoryMiB := req.of(vm)
 	if err := uc.admit(ctx, vm, cpu, memoryMiB); err != nil {
 		return nil, err
 	}
 	if _, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
+		// The dimension not asked for is kept as the locked row has it, not as it was read before.
+		cpu, memoryMiB = req.of(vm)
 		// Checked on a copy: the real change is stored only once the hypervisor took it.
 		probe := *vm
 		if err := probe.Resize(cpu, memoryMiB, uc.Now()); err != nil {
 			return err
 		}
-		return vm.BeginTask(domain.ActionUpdate, uc.Now())
+		return vm.BeginTask(domain.ActionUpdate, uc.Replica, uc.Now())
 	}); err != nil {
 		return nil, err
 	}
+	// Claimed and committed: the hypervisor works with no transaction or lock held.
 	ctx = context.WithoutCancel(ctx)
 	opErr := uc.Hypervisor.Resize(ctx, vm.UUID, cpu, memoryMiB)
 	done, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		vm.EndTask()
+		endTask(vm, domain.ActionUpdate, uc.Replica)
 		if opErr == nil {
 			return vm.Resize(cpu, memoryMiB, uc.Now())
 		}

@@ -15,6 +15,13 @@ import (
 // one bulk read of the hypervisor: statuses converge, VMs whose domain vanished become Error, deletes
 // interrupted after the hypervisor let go are finished, and domains this installation defined but
 // never recorded (a crash between the two steps of a create) are removed once OrphanGrace has passed.
+//
+// A reading is never applied when it may be older than the row it would change. The rows are read
+// first, the hypervisor second, so every row read was recorded before the hypervisor was asked: a VM
+// created in between has no row in the reading (its domain is a young orphan, left alone), never a
+// row without a domain. A VM's reading is applied only under its row lock and only if the row still
+// has the version read and no live task: a start, stop or create finishing in between changed the
+// version, and its result stands until the next resync reads afresh.
 type Resync struct {
 	Repo       Repository
 	Hypervisor Hypervisor
@@ -26,38 +33,38 @@ type Resync struct {
 }
 
 func (uc Resync) Handle(ctx context.Context) error {
-	states, err := uc.Hypervisor.States(ctx)
+	vms, err := uc.Repo.List(ctx, 0)
 	if err != nil {
 		return err
 	}
-	vms, err := uc.Repo.List(ctx, 0)
+	states, err := uc.Hypervisor.States(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	known := make(map[uuid.UUID]bool, len(vms))
-	for _, vm := range vms {
-		known[vm.UUID] = true
-		status, present := states[vm.UUID]
+	for _, read := range vms {
+		known[read.UUID] = true
+		status, present := states[read.UUID]
 		reason := ""
 		if !present {
 			status, reason = domain.StatusError, domain.ReasonMachineMissing
 		}
-		if vm.Busy(uc.Now()) && vm.Task != domain.ActionDelete {
+		if read.Busy() && read.Task != domain.ActionDelete {
 			continue // the action in progress reports its own outcome
 		}
-		if vm.Status == status && vm.StatusReason == reason && vm.Task == "" {
+		if read.Status == status && read.StatusReason == reason && read.Task == "" {
 			continue
 		}
-		if vm.Task == domain.ActionDelete && !present {
-			if err := uc.Repo.Remove(ctx, vm); err != nil && !errors.Is(err, domain.ErrVMNotFound) {
+		if read.Task == domain.ActionDelete && !present {
+			if err := uc.Repo.Remove(ctx, read); err != nil && !errors.Is(err, domain.ErrVMNotFound) {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		if _, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-			if vm.Busy(uc.Now()) {
-				return nil
+		if _, err := uc.Repo.Update(ctx, read.UUID, func(vm *domain.VM) error {
+			if vm.Version != read.Version || vm.Busy() {
+				return nil // changed since it was read: the reading may be older than the change
 			}
 			if vm.Task != "" {
 				uc.Log.WarnContext(ctx, "releasing an abandoned task", "vm_uuid", vm.UUID, "task", vm.Task)

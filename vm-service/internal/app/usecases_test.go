@@ -21,7 +21,21 @@ var (
 	bob       = app.Caller{UserID: 2}
 	admin     = app.Caller{UserID: 9, Admin: true}
 	quiet     = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// replica is the process the tests' use cases run in.
+	replica = uuid.MustParse("00000000-0000-4000-8000-000000000001")
 )
+
+// size is an update request; 0 leaves a dimension out.
+func size(cpu, memoryMiB int) app.ResizeRequest {
+	var r app.ResizeRequest
+	if cpu != 0 {
+		r.CPU = &cpu
+	}
+	if memoryMiB != 0 {
+		r.MemoryMiB = &memoryMiB
+	}
+	return r
+}
 
 type world struct {
 	repo   *memRepo
@@ -32,7 +46,7 @@ type world struct {
 
 func newWorld() *world {
 	w := &world{repo: newRepo(), hv: newHypervisor()}
-	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Now: clock}
 	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
 	return w
 }
@@ -207,25 +221,25 @@ func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 	vm := w.vm(t, alice, "web")
 	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Now: clock}
 	ctx := context.Background()
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 0, 64); domain.KindOf(err) != domain.KindInvalid {
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), app.ResizeRequest{CPU: new(int), MemoryMiB: nil}); domain.KindOf(err) != domain.KindInvalid {
 		t.Fatalf("cpu 0: %v", err)
 	}
 	w.hv.failWith = errBoom
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 2, 128); err == nil {
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128)); err == nil {
 		t.Fatal("hypervisor failure ignored")
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.CPU != 1 || got.Task != "" {
 		t.Fatalf("failed resize stored: %+v", got)
 	}
 	w.hv.failWith = nil
-	got, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 2, 128)
+	got, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128))
 	if err != nil || got.CPU != 2 || got.MemoryMiB != 128 {
 		t.Fatalf("%+v %v", got, err)
 	}
 	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), 1, 64); domain.KindOf(err) != domain.KindConflict {
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(1, 64)); domain.KindOf(err) != domain.KindConflict {
 		t.Fatalf("resize while running: %v", err)
 	}
 }
@@ -258,7 +272,7 @@ func TestObserveAndResync_Converge(t *testing.T) {
 	w.hv.machines[a.UUID] = domain.StatusRunning
 	delete(w.hv.machines, b.UUID)
 	delete(w.hv.machines, c.UUID)
-	if _, err := w.repo.Update(ctx, c.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionDelete, now) }); err != nil {
+	if _, err := w.repo.Update(ctx, c.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionDelete, replica, now) }); err != nil {
 		t.Fatal(err)
 	}
 	observe := app.ObserveStatus{Repo: w.repo, Hypervisor: w.hv, Now: clock}
@@ -301,10 +315,10 @@ func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T
 	w.vm(t, bob, "a")
 
 	resize := app.ResizeVM{Repo: w.repo, Quotas: w.create.Quotas, Hypervisor: w.hv, Now: clock}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), 3, 64); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), size(3, 64)); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
 		t.Fatalf("resize over the cpu quota: %v", err)
 	}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), 2, 128); err != nil {
+	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), size(2, 128)); err != nil {
 		t.Fatalf("resize within the quota: %v", err)
 	}
 	if w.hv.count("resize") != 1 {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"limen/vm-service/internal/domain"
 )
 
@@ -21,20 +23,30 @@ func TestParseRef(t *testing.T) {
 	}
 }
 
-func TestTask_BusyUntilEndedOrStale(t *testing.T) {
+func TestTask_BusyWhileItsProcessLives(t *testing.T) {
 	vm := stoppedVM(t)
-	if err := vm.BeginTask(domain.ActionStart, now); err != nil {
+	first, second := uuid.New(), uuid.New()
+	if err := vm.BeginTask(domain.ActionStart, first, now); err != nil {
 		t.Fatal(err)
 	}
-	err := vm.BeginTask(domain.ActionForceStop, now.Add(time.Minute))
+	// However old the claim, it blocks as long as its process heartbeats.
+	err := vm.BeginTask(domain.ActionForceStop, second, now.Add(time.Hour))
 	if domain.KindOf(err) != domain.KindConflict || err.Error() != "VM is busy: start in progress" {
 		t.Fatalf("got %v", err)
 	}
-	if err := vm.BeginTask(domain.ActionDelete, now.Add(domain.TaskStaleAfter)); err != nil {
-		t.Fatalf("a stale task still blocks: %v", err)
+	// Its process died (read as such with the VM): another process takes the VM over at once.
+	vm.TaskLive = false
+	if vm.Busy() {
+		t.Fatal("a dead process's task still counts as busy")
+	}
+	if err := vm.BeginTask(domain.ActionDelete, second, now.Add(time.Second)); err != nil {
+		t.Fatalf("a dead process's task still blocks: %v", err)
+	}
+	if vm.HoldsTask(domain.ActionStart, first) || !vm.HoldsTask(domain.ActionDelete, second) {
+		t.Fatalf("task owner after the take-over: %+v", vm)
 	}
 	vm.EndTask()
-	if vm.Busy(now) {
+	if vm.Busy() || vm.Task != "" || vm.TaskOwner != uuid.Nil {
 		t.Fatal("busy after EndTask")
 	}
 }

@@ -4,26 +4,33 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
-// TaskStaleAfter is when a task whose process died (crash mid-operation) stops blocking the VM. It is
-// well above the longest operation, a graceful stop with its forced fallback.
-const TaskStaleAfter = 15 * time.Minute
+// LegacyTaskStaleAfter is when a task claimed without an owner (by a version of vm-service older than
+// heartbeats) stops blocking the VM; every claim now names the process that holds it.
+const LegacyTaskStaleAfter = 15 * time.Minute
 
-// BeginTask marks the VM busy with an action, so that concurrent requests (on any replica) never both
-// reach the hypervisor: the second one sees the task and is refused.
-func (vm *VM) BeginTask(a Action, now time.Time) error {
-	if vm.Task != "" && now.Sub(vm.TaskSince) < TaskStaleAfter {
+// BeginTask marks the VM busy with an action run by process owner, so that concurrent requests (on
+// any replica) never both reach the hypervisor: the second one sees the task and is refused. A task
+// whose process stopped heartbeating (it crashed mid-operation) blocks nothing and is taken over.
+func (vm *VM) BeginTask(a Action, owner uuid.UUID, now time.Time) error {
+	if vm.Busy() {
 		return Conflict(fmt.Sprintf("VM is busy: %s in progress", strings.ReplaceAll(string(vm.Task), "_", " ")))
 	}
-	vm.Task, vm.TaskSince = a, now
+	vm.Task, vm.TaskOwner, vm.TaskSince, vm.TaskLive = a, owner, now, true
 	return nil
 }
 
 // EndTask frees the VM for the next action.
-func (vm *VM) EndTask() { vm.Task, vm.TaskSince = "", time.Time{} }
-
-// Busy reports whether an action is running on the VM.
-func (vm *VM) Busy(now time.Time) bool {
-	return vm.Task != "" && now.Sub(vm.TaskSince) < TaskStaleAfter
+func (vm *VM) EndTask() {
+	vm.Task, vm.TaskOwner, vm.TaskSince, vm.TaskLive = "", uuid.Nil, time.Time{}, false
 }
+
+// Busy reports whether an action is running on the VM: there is a task and its process is alive.
+func (vm *VM) Busy() bool { return vm.Task != "" && vm.TaskLive }
+
+// HoldsTask reports whether the task in progress is still action a of process owner, that is, nobody
+// took it over after owner's heartbeat lapsed.
+func (vm *VM) HoldsTask(a Action, owner uuid.UUID) bool { return vm.Task == a && vm.TaskOwner == owner }

@@ -45,9 +45,13 @@ type VM struct {
 	// StatusReason says why a VM is in Error (for example its domain vanished from libvirt).
 	StatusReason string
 	Host         string
-	// Task is the action in progress ("" when idle), since TaskSince.
+	// Task is the action in progress ("" when idle), since TaskSince, run by the vm-service process
+	// TaskOwner. TaskLive says whether that process still heartbeats (read together with the VM); a
+	// task whose process died blocks nothing.
 	Task      Action
 	TaskSince time.Time
+	TaskOwner uuid.UUID
+	TaskLive  bool
 	// Version grows by one with every change the frontend sees; events carry it as their sequence.
 	Version   int64
 	CreatedAt time.Time

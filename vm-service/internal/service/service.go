@@ -53,6 +53,7 @@ type Config struct {
 	StopTimeout    time.Duration `env:"LIMEN_VM_STOP_TIMEOUT" envDefault:"60s" validate:"gt=0"`
 	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
 	OrphanGrace    time.Duration `env:"LIMEN_ORPHAN_GRACE" envDefault:"10m" validate:"gte=0"`
+	TaskHeartbeat  time.Duration `env:"LIMEN_TASK_HEARTBEAT" envDefault:"5s" validate:"gt=0"`
 	HostName       string        `env:"LIMEN_HOST_NAME"`
 	QuotaVMs       int           `env:"LIMEN_QUOTA_MAX_VMS" envDefault:"10" validate:"gte=0"`
 	QuotaCPU       int           `env:"LIMEN_QUOTA_MAX_CPU" envDefault:"16" validate:"gte=0"`
@@ -61,9 +62,19 @@ type Config struct {
 	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
 }
 
+// heartbeatsToDeath is how many heartbeats a process may miss before its task claims stop blocking.
+const heartbeatsToDeath = 3
+
 // Service is vm-service assembled: its HTTP app and the loops that keep statuses and events flowing.
 type Service struct {
 	app *fiber.App
+
+	// replica is this process in vm.replicas; its heartbeat keeps its task claims alive from New to
+	// Close, which comes after the HTTP drain, so requests still draining keep their claims.
+	replica   *postgres.Replica
+	heartbeat time.Duration
+	stopBeat  context.CancelFunc
+	beating   sync.WaitGroup
 
 	conn  *libvirtconn.Manager
 	relay *outbox.Relay
@@ -116,12 +127,28 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	repo := postgres.NewVMs(pool, outbox.NewWriter(Name))
+	heartbeat := cfg.TaskHeartbeat
+	if heartbeat <= 0 {
+		heartbeat = 5 * time.Second // the documented default, for a Config built in code
+	}
+	lease := heartbeatsToDeath * heartbeat
+	// This process's identity, alive from its first beat; then the claims of processes that died
+	// (crashed mid-action, killed) are released at once instead of blocking their VMs.
+	replica := postgres.NewReplica(pool, host, lease)
+	if err := replica.Beat(ctx); err != nil {
+		return nil, fmt.Errorf("register this process's heartbeat: %w", err)
+	}
+	if released, err := replica.ReleaseDead(ctx); err != nil {
+		return nil, fmt.Errorf("release the task claims of dead processes: %w", err)
+	} else if released > 0 {
+		log.Warn("released the task claims of processes that stopped heartbeating", "vms", released)
+	}
+	repo := postgres.NewVMs(pool, outbox.NewWriter(Name), lease)
 	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
-	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Now: now}
+	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Now: now}
 
 	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
-	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Now: now}
+	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Now: now}
 	deleteOwned := app.DeleteOwnedVMs{Repo: repo, Delete: deleteVM, Log: log}
 	background := context.WithoutCancel(ctx)
 	revoked.Subscribe(func(userID int64) {
@@ -141,22 +168,28 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		Get:     app.GetVM{Repo: repo},
 		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
 		Power:   power,
-		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Now: now},
+		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Now: now},
 		Delete:  deleteVM,
 		OSTypes: app.ListOSTypes{Catalogue: catalogue},
 		Usage:   app.OwnerUsage{Repo: repo},
 	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 
 	s := &Service{
-		app:      fiberApp,
-		conn:     conn,
-		relay:    outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
-		observe:  app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
-		resync:   app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
-		every:    cfg.ResyncInterval,
-		log:      log,
-		follower: follower,
+		app:       fiberApp,
+		conn:      conn,
+		relay:     outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
+		observe:   app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
+		resync:    app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+		every:     cfg.ResyncInterval,
+		log:       log,
+		follower:  follower,
+		replica:   replica,
+		heartbeat: heartbeat,
 	}
+	beatCtx, stopBeat := context.WithCancel(background)
+	s.stopBeat = stopBeat
+	s.beating.Add(1)
+	go func() { defer s.beating.Done(); s.heartbeatLoop(beatCtx) }()
 	// Every (re)connect may have missed events: resync at once rather than at the next tick.
 	conn.OnConnect(func(ctx context.Context) { s.resyncNow(ctx) })
 	return s, nil
@@ -181,6 +214,31 @@ func (s *Service) Run(ctx context.Context) error {
 		relayErr = nil
 	}
 	return errors.Join(relayErr, s.relay.Close())
+}
+
+// Close stops the heartbeat and removes this process from vm.replicas, so any claim still in its name
+// is dead at once. Call it after the HTTP server drained (main does, after process.Serve returns).
+func (s *Service) Close() {
+	s.stopBeat()
+	s.beating.Wait()
+	if err := s.replica.Leave(context.Background()); err != nil {
+		s.log.Warn("leaving vm.replicas", "err", err)
+	}
+}
+
+func (s *Service) heartbeatLoop(ctx context.Context) {
+	tick := time.NewTicker(s.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := s.replica.Beat(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("heartbeat failed; this process's task claims lapse if it keeps failing", "err", err)
+			}
+		}
+	}
 }
 
 func (s *Service) resyncLoop(ctx context.Context) {

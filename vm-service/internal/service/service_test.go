@@ -46,6 +46,8 @@ type stack struct {
 	broker  *kfake.Cluster
 	keys    *jwttest.KeyIssuer
 	conn    *libvirtconn.Manager
+	cfg     service.Config
+	log     *slog.Logger
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
@@ -80,10 +82,12 @@ func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 		InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
 		StoragePath: filepath.Join(d.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
 		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20, OrphanGrace: 10 * time.Minute,
+		TaskHeartbeat: 5 * time.Second,
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
+	s.cfg, s.log = cfg, log
 	s.svc, err = service.New(ctx, cfg, pool, conn, log, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +98,7 @@ func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 		cancel()
 		<-s.stopped
 		<-connDone
+		s.svc.Close()
 		pool.Close()
 		broker.Close()
 	})
@@ -359,7 +364,8 @@ func TestValidation_EveryRuleIs4xxAndChangesNothing(t *testing.T) {
 		{"POST", "/api/vms/" + vm.UUID + "/action", `{}`, 400, "Field 'action' is required"},
 		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"stop"}`, 409, "Cannot stop VM: VM is Stopped"},
 		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update","cpu":0,"memory":64}`, 400, "Field 'cpu' must be between 1 and 64"},
-		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update","cpu":1}`, 400, "Fields 'cpu' and 'memory' are required for update"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update"}`, 400, "Field 'cpu' or 'memory' is required for update"},
+		{"POST", "/api/vms/" + vm.UUID + "/action", `{"action":"update","memory":63}`, 400, "Field 'memory' must be between 64 and 262144 MiB"},
 	}
 	for _, c := range cases {
 		a := s.call(c.method, c.path, alice, c.body)

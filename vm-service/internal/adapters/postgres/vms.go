@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,23 +26,41 @@ const (
 	TypeDeleted = "limen.vm.deleted"
 )
 
-// VMs implements app.Repository.
+// VMs implements app.Repository. Every method bounds its database work with pgdb.Deadline (the
+// caller's deadline, or pgdb.CallTimeout), so a hung connection never hangs a request or a loop.
 type VMs struct {
-	pool   *pgxpool.Pool
-	events *outbox.Writer
+	pool    *pgxpool.Pool
+	events  *outbox.Writer
+	columns string
 }
 
-func NewVMs(pool *pgxpool.Pool, events *outbox.Writer) *VMs { return &VMs{pool: pool, events: events} }
+// NewVMs stores VMs in pool. A task counts as live (it blocks other actions) while the process that
+// claimed it has heartbeated within taskLease (see Replica).
+func NewVMs(pool *pgxpool.Pool, events *outbox.Writer, taskLease time.Duration) *VMs {
+	return &VMs{pool: pool, events: events, columns: vmColumns + `, ` + taskLive(taskLease) + ` AS task_live`}
+}
 
 const vmColumns = `id, uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status, status_reason, host,
-	task, task_since, version, created_at, updated_at`
+	task, task_since, version, created_at, updated_at, task_owner`
+
+// taskLive is true for a VM's task whose process still heartbeats, judged by the database's clock so
+// replicas' clocks never matter. A task claimed before claims named their process has no owner and
+// lives for domain.LegacyTaskStaleAfter, as it did then.
+func taskLive(lease time.Duration) string {
+	return fmt.Sprintf(`CASE WHEN vms.task = '' THEN false
+		WHEN vms.task_owner IS NULL THEN vms.task_since > now() - interval '%d milliseconds'
+		ELSE EXISTS (SELECT 1 FROM replicas r WHERE r.id = vms.task_owner AND r.heartbeat_at > now() - interval '%d milliseconds') END`,
+		domain.LegacyTaskStaleAfter.Milliseconds(), lease.Milliseconds())
+}
 
 func scanVM(row pgx.Row) (*domain.VM, error) {
 	var vm domain.VM
 	var status, task string
 	var taskSince *time.Time
+	var taskOwner *uuid.UUID
 	err := row.Scan(&vm.ID, &vm.UUID, &vm.OwnerID, &vm.Name, &vm.CPU, &vm.MemoryMiB, &vm.OSType, &vm.DiskGB,
-		&status, &vm.StatusReason, &vm.Host, &task, &taskSince, &vm.Version, &vm.CreatedAt, &vm.UpdatedAt)
+		&status, &vm.StatusReason, &vm.Host, &task, &taskSince, &vm.Version, &vm.CreatedAt, &vm.UpdatedAt,
+		&taskOwner, &vm.TaskLive)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domain.ErrVMNotFound
 	}
@@ -52,10 +71,15 @@ func scanVM(row pgx.Row) (*domain.VM, error) {
 	if taskSince != nil {
 		vm.TaskSince = *taskSince
 	}
+	if taskOwner != nil {
+		vm.TaskOwner = *taskOwner
+	}
 	return &vm, nil
 }
 
 func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		// One owner's creates take turns from here to commit, so each sees the others' VMs.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('limen-vm-owner:' || $1::bigint, 0))`, vm.OwnerID); err != nil {
@@ -85,6 +109,8 @@ func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) e
 }
 
 func (r *VMs) Usage(ctx context.Context, ownerID int64) (domain.Usage, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return usage(ctx, r.pool, ownerID)
 }
 
@@ -98,19 +124,23 @@ func usage(ctx context.Context, q interface {
 }
 
 func (r *VMs) Get(ctx context.Context, ref domain.Ref) (*domain.VM, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	if ref.ID != 0 {
-		return scanVM(r.pool.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE id = $1`, ref.ID))
+		return scanVM(r.pool.QueryRow(ctx, `SELECT `+r.columns+` FROM vms WHERE id = $1`, ref.ID))
 	}
-	return scanVM(r.pool.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE uuid = $1`, ref.UUID))
+	return scanVM(r.pool.QueryRow(ctx, `SELECT `+r.columns+` FROM vms WHERE uuid = $1`, ref.UUID))
 }
 
 func (r *VMs) List(ctx context.Context, ownerID int64) ([]*domain.VM, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var rows pgx.Rows
 	var err error
 	if ownerID == 0 {
-		rows, err = r.pool.Query(ctx, `SELECT `+vmColumns+` FROM vms ORDER BY id`)
+		rows, err = r.pool.Query(ctx, `SELECT `+r.columns+` FROM vms ORDER BY id`)
 	} else {
-		rows, err = r.pool.Query(ctx, `SELECT `+vmColumns+` FROM vms WHERE owner_id = $1 ORDER BY id`, ownerID)
+		rows, err = r.pool.Query(ctx, `SELECT `+r.columns+` FROM vms WHERE owner_id = $1 ORDER BY id`, ownerID)
 	}
 	if err != nil {
 		return nil, err
@@ -119,16 +149,20 @@ func (r *VMs) List(ctx context.Context, ownerID int64) ([]*domain.VM, error) {
 }
 
 func (r *VMs) NameTaken(ctx context.Context, ownerID int64, name string) (bool, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var taken bool
 	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM vms WHERE owner_id = $1 AND name = $2)`, ownerID, name).Scan(&taken)
 	return taken, err
 }
 
 func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error) {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	var vm *domain.VM
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		var err error
-		if vm, err = scanVM(tx.QueryRow(ctx, `SELECT `+vmColumns+` FROM vms WHERE uuid = $1 FOR UPDATE`, id)); err != nil {
+		if vm, err = scanVM(tx.QueryRow(ctx, `SELECT `+r.columns+` FROM vms WHERE uuid = $1 FOR UPDATE`, id)); err != nil {
 			return err
 		}
 		before := vm.Version
@@ -136,13 +170,17 @@ func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) 
 			return err
 		}
 		var taskSince *time.Time
+		var taskOwner *uuid.UUID
 		if vm.Task != "" {
 			taskSince = &vm.TaskSince
+			if vm.TaskOwner != uuid.Nil {
+				taskOwner = &vm.TaskOwner
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE vms SET cpu = $2, memory_mib = $3, status = $4, status_reason = $5, host = $6,
-			task = $7, task_since = $8, version = $9, updated_at = $10 WHERE id = $1`,
+			task = $7, task_since = $8, version = $9, updated_at = $10, task_owner = $11 WHERE id = $1`,
 			vm.ID, vm.CPU, vm.MemoryMiB, string(vm.Status), vm.StatusReason, vm.Host, string(vm.Task), taskSince,
-			vm.Version, vm.UpdatedAt); err != nil {
+			vm.Version, vm.UpdatedAt, taskOwner); err != nil {
 			return err
 		}
 		if vm.Version == before {
@@ -157,6 +195,8 @@ func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) 
 }
 
 func (r *VMs) Remove(ctx context.Context, vm *domain.VM) error {
+	ctx, cancel := pgdb.Deadline(ctx)
+	defer cancel()
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		var version int64
 		err := tx.QueryRow(ctx, `DELETE FROM vms WHERE uuid = $1 RETURNING version`, vm.UUID).Scan(&version)

@@ -144,10 +144,8 @@ func (h handlers) action(c *fiber.Ctx) error {
 	case domain.ActionDelete:
 		vm, err = h.uc.Delete.Handle(ctx, caller, ref)
 	case domain.ActionUpdate:
-		if in.CPU == nil || in.Memory == nil {
-			return web.NewError(http.StatusBadRequest, "Fields 'cpu' and 'memory' are required for update")
-		}
-		vm, err = h.uc.Resize.Handle(ctx, caller, ref, *in.CPU, *in.Memory)
+		// One of cpu and memory may be left out: the other is kept (refused when both are missing).
+		vm, err = h.uc.Resize.Handle(ctx, caller, ref, app.ResizeRequest{CPU: in.CPU, MemoryMiB: in.Memory})
 	default:
 		vm, err = h.uc.Power.Handle(ctx, caller, ref, action)
 	}
