@@ -7,12 +7,15 @@ import (
 )
 
 // ChangeMedia attaches an ISO to a VM's CD-ROM drive or ejects it. Changes of one VM's drive are
-// serialised (History holds the VM's lock on every replica), so concurrent requests apply one after
-// the other and the drive ends as the last one said.
+// serialised (each holds a claim on the drive, on every replica), so concurrent requests apply one
+// after the other and the drive ends as the last recorded change said. The hypervisor call runs with
+// no database transaction or lock open: claim (short transaction), change the drive, then record the
+// change and end the claim (short transaction).
 type ChangeMedia struct {
 	VMs     VMs
 	Library Library
 	Drive   Drive
+	Claims  Claims
 	History History
 	Now     Clock
 }
@@ -33,14 +36,26 @@ func (uc ChangeMedia) Attach(ctx context.Context, caller Caller, ref, isoPath st
 	if err != nil {
 		return domain.VM{}, "", hypervisorError(err)
 	}
-	err = uc.History.Change(ctx, vm.UUID, func(ctx context.Context) (domain.Change, error) {
-		if err := uc.Drive.Insert(ctx, vm.UUID, iso.Path); err != nil {
-			return domain.Change{}, err
+	claim, err := uc.Claims.ClaimDrive(ctx, vm.UUID, iso.Name)
+	if err != nil {
+		return domain.VM{}, "", hypervisorError(err)
+	}
+	// A deletion may have finished between the lookup and the claim; from now on none can start
+	// until the claim ends, and by then the drive holds the image, which a deletion checks for.
+	if iso, err = uc.Library.Resolve(ctx, iso.Path); err != nil {
+		uc.release(ctx, claim)
+		if domain.KindOf(err) == domain.KindNotFound {
+			err = domain.ISONotFound(isoPath)
 		}
-		return domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID, Action: domain.ActionAttach,
-			ISOPath: iso.Path, At: uc.Now()}, nil
-	})
-	return vm, iso.Path, hypervisorError(err)
+		return domain.VM{}, "", hypervisorError(err)
+	}
+	if err := uc.Drive.Insert(ctx, vm.UUID, iso.Path); err != nil {
+		uc.release(ctx, claim)
+		return domain.VM{}, "", hypervisorError(err)
+	}
+	err = uc.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID,
+		Action: domain.ActionAttach, ISOPath: iso.Path, At: uc.Now()})
+	return vm, iso.Path, err
 }
 
 // Detach empties the drive; an empty drive stays empty and the answer is the same.
@@ -49,16 +64,23 @@ func (uc ChangeMedia) Detach(ctx context.Context, caller Caller, ref string) (do
 	if err != nil {
 		return domain.VM{}, err
 	}
-	err = uc.History.Change(ctx, vm.UUID, func(ctx context.Context) (domain.Change, error) {
-		ejected, err := uc.Drive.Media(ctx, vm.UUID)
-		if err != nil {
-			return domain.Change{}, err
-		}
-		if err := uc.Drive.Eject(ctx, vm.UUID); err != nil {
-			return domain.Change{}, err
-		}
-		return domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID, Action: domain.ActionDetach,
-			ISOPath: ejected, At: uc.Now()}, nil
-	})
-	return vm, hypervisorError(err)
+	claim, err := uc.Claims.ClaimDrive(ctx, vm.UUID, "")
+	if err != nil {
+		return domain.VM{}, hypervisorError(err)
+	}
+	ejected, err := uc.Drive.Media(ctx, vm.UUID)
+	if err == nil {
+		err = uc.Drive.Eject(ctx, vm.UUID)
+	}
+	if err != nil {
+		uc.release(ctx, claim)
+		return domain.VM{}, hypervisorError(err)
+	}
+	err = uc.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID,
+		Action: domain.ActionDetach, ISOPath: ejected, At: uc.Now()})
+	return vm, err
 }
+
+// release ends a claim under which nothing changed. A failure is not the caller's: the claim expires
+// on its own.
+func (uc ChangeMedia) release(ctx context.Context, claim Claim) { _ = uc.Claims.Release(ctx, claim) }

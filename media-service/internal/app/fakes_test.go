@@ -31,6 +31,7 @@ func (f fakeVMs) Lookup(_ context.Context, ref string) (domain.VM, error) {
 
 // fakeLibrary resolves names and paths under libraryDir the way the adapter's contract says.
 type fakeLibrary struct {
+	mu       sync.Mutex
 	isos     map[string]domain.ISO
 	uploaded []byte
 }
@@ -44,6 +45,8 @@ func newLibrary(names ...string) *fakeLibrary {
 }
 
 func (l *fakeLibrary) List(context.Context) ([]domain.ISO, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out []domain.ISO
 	for _, iso := range l.isos {
 		out = append(out, iso)
@@ -52,6 +55,8 @@ func (l *fakeLibrary) List(context.Context) ([]domain.ISO, error) {
 }
 
 func (l *fakeLibrary) Resolve(_ context.Context, p string) (domain.ISO, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if !strings.Contains(p, "/") {
 		if iso, ok := l.isos[p]; ok {
 			return iso, nil
@@ -68,7 +73,7 @@ func (l *fakeLibrary) Resolve(_ context.Context, p string) (domain.ISO, error) {
 	return domain.ISO{}, domain.ISONotFound(p)
 }
 
-func (l *fakeLibrary) Upload(_ context.Context, name string, size int64, body io.Reader) (domain.ISO, error) {
+func (l *fakeLibrary) Upload(_ context.Context, name string, size int64, body io.Reader, check func() error) (domain.ISO, error) {
 	data, err := io.ReadAll(io.LimitReader(body, size+1))
 	if err != nil {
 		return domain.ISO{}, err
@@ -76,6 +81,13 @@ func (l *fakeLibrary) Upload(_ context.Context, name string, size int64, body io
 	if int64(len(data)) != size {
 		return domain.ISO{}, domain.ErrUploadIncomplete
 	}
+	if check != nil {
+		if err := check(); err != nil {
+			return domain.ISO{}, err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.uploaded = data
 	iso := domain.ISO{Name: name, Path: libraryDir + "/" + name, Size: size}
 	l.isos[name] = iso
@@ -83,6 +95,8 @@ func (l *fakeLibrary) Upload(_ context.Context, name string, size int64, body io
 }
 
 func (l *fakeLibrary) Delete(_ context.Context, name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if _, ok := l.isos[name]; !ok {
 		return domain.ISONotFound(name)
 	}
@@ -94,6 +108,8 @@ type fakeDrive struct {
 	mu     sync.Mutex
 	drives map[uuid.UUID]string
 	fail   error
+	// holding, when set, runs once Holding has looked at the drives, before it answers.
+	holding func()
 }
 
 func (d *fakeDrive) Media(_ context.Context, vm uuid.UUID) (string, error) {
@@ -124,33 +140,90 @@ func (d *fakeDrive) Eject(_ context.Context, vm uuid.UUID) error            { re
 
 func (d *fakeDrive) Holding(_ context.Context, p string) ([]uuid.UUID, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	var out []uuid.UUID
 	for vm, held := range d.drives {
 		if held == p {
 			out = append(out, vm)
 		}
 	}
+	d.mu.Unlock()
+	if d.holding != nil {
+		d.holding()
+	}
 	return out, nil
 }
 
-// fakeHistory serialises like the real one and keeps what was recorded.
+// fakeHistory claims and records like the real one, in memory: one change per VM at a time, and an
+// attach of an ISO and its deletion never at once.
 type fakeHistory struct {
-	mu      sync.Mutex
-	changes []domain.Change
+	mu       sync.Mutex
+	freed    *sync.Cond
+	drives   map[uuid.UUID]bool // VMs whose drive is claimed
+	attach   map[string]int     // attaches in progress per ISO
+	deleting map[string]bool
+	changes  []domain.Change
 }
 
-func (h *fakeHistory) Change(ctx context.Context, _ uuid.UUID, change func(context.Context) (domain.Change, error)) error {
+func newHistory() *fakeHistory {
+	h := &fakeHistory{drives: map[uuid.UUID]bool{}, attach: map[string]int{}, deleting: map[string]bool{}}
+	h.freed = sync.NewCond(&h.mu)
+	return h
+}
+
+func (h *fakeHistory) ClaimDrive(_ context.Context, vm uuid.UUID, iso string) (app.Claim, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c, err := change(ctx)
-	if err != nil {
-		return err
+	for h.drives[vm] || iso != "" && h.deleting[iso] {
+		h.freed.Wait()
 	}
-	h.changes = append(h.changes, c)
+	h.drives[vm] = true
+	if iso != "" {
+		h.attach[iso]++
+	}
+	return app.Claim{Token: uuid.New(), VM: vm, ISO: iso}, nil
+}
+
+func (h *fakeHistory) ClaimDeletion(_ context.Context, iso string) (app.Claim, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.attach[iso] > 0 || h.deleting[iso] {
+		h.freed.Wait()
+	}
+	h.deleting[iso] = true
+	return app.Claim{Token: uuid.New(), ISO: iso}, nil
+}
+
+func (h *fakeHistory) Release(_ context.Context, c app.Claim) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.end(c)
+	return nil
+}
+
+func (h *fakeHistory) end(c app.Claim) {
+	switch {
+	case c.VM == uuid.Nil:
+		delete(h.deleting, c.ISO)
+	default:
+		delete(h.drives, c.VM)
+		if c.ISO != "" {
+			h.attach[c.ISO]--
+		}
+	}
+	h.freed.Broadcast()
+}
+
+func (h *fakeHistory) Record(_ context.Context, c app.Claim, change domain.Change) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changes = append(h.changes, change)
+	h.end(c)
 	return nil
 }
 
 var errBoom = errors.New("boom")
 
-var _ app.History = (*fakeHistory)(nil)
+var (
+	_ app.History = (*fakeHistory)(nil)
+	_ app.Claims  = (*fakeHistory)(nil)
+)

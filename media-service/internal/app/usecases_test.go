@@ -34,8 +34,8 @@ type world struct {
 func newWorld() *world {
 	vm := domain.VM{UUID: uuid.New(), OwnerID: 1, Status: "Running"}
 	w := &world{vm: vm, vms: fakeVMs{vm.UUID.String(): vm, "7": vm}, library: newLibrary("ubuntu.iso", "debian.iso"),
-		drive: &fakeDrive{drives: map[uuid.UUID]string{vm.UUID: ""}}, history: &fakeHistory{}}
-	w.change = app.ChangeMedia{VMs: w.vms, Library: w.library, Drive: w.drive, History: w.history, Now: clock}
+		drive: &fakeDrive{drives: map[uuid.UUID]string{vm.UUID: ""}}, history: newHistory()}
+	w.change = app.ChangeMedia{VMs: w.vms, Library: w.library, Drive: w.drive, Claims: w.history, History: w.history, Now: clock}
 	return w
 }
 
@@ -147,16 +147,16 @@ func TestConcurrentAttachAndDetach_EndConsistent(t *testing.T) {
 func TestUpload_HashesStreamsAndCaps(t *testing.T) {
 	lib := newLibrary()
 	uc := app.UploadISO{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}
-	iso, sum, err := uc.Handle(context.Background(), "tiny.iso", 5, strings.NewReader("hello"))
+	iso, sum, err := uc.Handle(context.Background(), "tiny.iso", 5, strings.NewReader("hello"), "")
 	want := sha256.Sum256([]byte("hello"))
 	if err != nil || iso.Name != "tiny.iso" || sum != hex.EncodeToString(want[:]) {
 		t.Fatalf("%+v %s %v", iso, sum, err)
 	}
-	if _, _, err := uc.Handle(context.Background(), "big.iso", 11, strings.NewReader("")); domain.KindOf(err) != domain.KindTooLarge {
+	if _, _, err := uc.Handle(context.Background(), "big.iso", 11, strings.NewReader(""), ""); domain.KindOf(err) != domain.KindTooLarge {
 		t.Fatalf("over the cap: %v", err)
 	}
 	for _, name := range []string{"../x.iso", "x.img", ".hidden.iso", "a/b.iso", ""} {
-		if _, _, err := uc.Handle(context.Background(), name, 1, strings.NewReader("x")); domain.KindOf(err) != domain.KindInvalid {
+		if _, _, err := uc.Handle(context.Background(), name, 1, strings.NewReader("x"), ""); domain.KindOf(err) != domain.KindInvalid {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
@@ -164,7 +164,7 @@ func TestUpload_HashesStreamsAndCaps(t *testing.T) {
 
 func TestDeleteISO_RefusedWhileAttached(t *testing.T) {
 	w := newWorld()
-	del := app.DeleteISO{Library: w.library, Drive: w.drive}
+	del := app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}
 	if _, _, err := w.change.Attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); err != nil {
 		t.Fatal(err)
 	}

@@ -72,3 +72,12 @@ func Invalid(message string) error { return &Error{Kind: KindInvalid, Message: m
 
 // ErrMachineMissing is a VM that vm-service knows but whose domain the hypervisor has not.
 var ErrMachineMissing = &Error{Kind: KindConflict, Message: "VM has no domain on the hypervisor"}
+
+// ErrMediaBusy is a drive change or ISO deletion that waited too long for another one in progress
+// (of the same VM's drive, or of the same ISO) to finish.
+var ErrMediaBusy = &Error{Kind: KindUnavailable, Message: "Another media change is in progress, try again shortly"}
+
+// ChecksumMismatch is an upload whose bytes do not hash to the SHA-256 the client announced.
+func ChecksumMismatch(announced, received string) error {
+	return &Error{Kind: KindInvalid, Message: "Upload checksum mismatch: announced SHA-256 " + announced + ", received " + received}
+}

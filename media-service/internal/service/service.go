@@ -84,9 +84,9 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	porthttp.Mount(fiberApp, porthttp.UseCases{
 		ListISOs:  app.ListISOs{Library: library},
 		GetMedia:  app.GetMedia{VMs: vms, Drive: drive},
-		Change:    app.ChangeMedia{VMs: vms, Library: library, Drive: drive, History: history, Now: now},
+		Change:    app.ChangeMedia{VMs: vms, Library: library, Drive: drive, Claims: history, History: history, Now: now},
 		UploadISO: app.UploadISO{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
-		DeleteISO: app.DeleteISO{Library: library, Drive: drive},
+		DeleteISO: app.DeleteISO{Library: library, Drive: drive, Claims: history},
 	}, verifier)
 	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log), follower: follower}, nil
 }

@@ -54,6 +54,7 @@ type stack struct {
 	lv      *golibvirt.Libvirt
 	isoDir  string
 	isoPool string
+	cfg     service.Config
 
 	mu     sync.Mutex
 	owners map[string]int64 // VM uuid -> owner, as vm-service would answer
@@ -88,6 +89,7 @@ func newStack(t testing.TB) *stack {
 		VMServiceURL: vms.URL, InternalToken: "peer-secret", ISODir: s.isoDir, ISOPool: s.isoPool, MaxUploadBytes: 8 << 20,
 		DrainTimeout: time.Second,
 	}
+	s.cfg = cfg
 	if s.app, err = service.New(ctx, cfg, pool, conn, log, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
 
 	"limen/libs/libvirtconn"
@@ -27,6 +30,24 @@ type LibraryConfig struct {
 	Dir string
 }
 
+// Uploads are written to a temporary volume, .limen-upload-<uuid>.part, which is never listed,
+// resolved or deleted as an ISO (not an ISO name, and refused by name besides), and renamed to its
+// final name only once every byte has arrived and been checked. A temporary volume nobody has written
+// for staleUploadAfter belongs to no live upload on any replica (the service drops a client idle for
+// 60 s, which fails the upload and removes its file): it is a crash's leftover and is removed when
+// the library starts, lists and uploads. Removing a live one by mistake (a host clock far off) only
+// fails that upload: the final name is given to nothing but a complete, checked file.
+const (
+	uploadTempPrefix = ".limen-upload-"
+	uploadTempSuffix = ".part"
+	staleUploadAfter = 2 * time.Minute
+)
+
+// isUploadTemp reports whether a volume name is an upload's temporary one.
+func isUploadTemp(name string) bool {
+	return strings.HasPrefix(name, uploadTempPrefix) && strings.HasSuffix(name, uploadTempSuffix)
+}
+
 // Library implements app.Library.
 type Library struct {
 	client libvirtconn.Client
@@ -34,8 +55,8 @@ type Library struct {
 	dir    string
 
 	mu sync.Mutex
-	// uploading are the volumes this process is still filling: libvirt lists a volume from the moment
-	// it is created, and a half-written image must not be listed, resolved or deleted.
+	// uploading are the names this process is uploading to: a second upload of one is refused at
+	// once, and a final name libvirt is still copying to (see publish) is not offered.
 	uploading map[string]bool
 }
 
@@ -53,7 +74,17 @@ func NewLibrary(client libvirtconn.Client, cfg LibraryConfig) (*Library, error) 
 	if errors.Is(err, libvirtconn.ErrPoolElsewhere) {
 		return nil, fmt.Errorf("%w: set LIMEN_ISO_DIR to its path or name another pool", err)
 	}
-	return lib, err
+	if err != nil {
+		return nil, err
+	}
+	// What uploads interrupted by a crash left behind; should this fail, every list and upload sweeps
+	// again.
+	if l, pool, err := lib.openPool(); err == nil {
+		if vols, err := listVolumes(l, pool); err == nil {
+			removeStaleUploads(l, vols)
+		}
+	}
+	return lib, nil
 }
 
 // volume is one volume of the pool as libvirt describes it.
@@ -72,6 +103,7 @@ func (lib *Library) List(_ context.Context) ([]domain.ISO, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStaleUploads(l, vols)
 	realDir := lib.realDir()
 	isos := []domain.ISO{}
 	for _, v := range vols {
@@ -135,12 +167,15 @@ func (lib *Library) Resolve(ctx context.Context, isoPath string) (domain.ISO, er
 	case lib.isUploading(name):
 		return domain.ISO{}, domain.ISONotFound(isoPath)
 	case !lib.listable(v, realDir):
+		if _, err := os.Lstat(v.iso.Path); realDir != "" && errors.Is(err, fs.ErrNotExist) {
+			return domain.ISO{}, domain.ISONotFound(isoPath) // deleted since the lookup
+		}
 		return domain.ISO{}, domain.ErrOutsideLibrary
 	}
 	return v.iso, nil
 }
 
-func (lib *Library) Upload(ctx context.Context, name string, size int64, body io.Reader) (domain.ISO, error) {
+func (lib *Library) Upload(ctx context.Context, name string, size int64, body io.Reader, check func() error) (domain.ISO, error) {
 	l, pool, err := lib.openPool()
 	if err != nil {
 		return domain.ISO{}, err
@@ -149,42 +184,172 @@ func (lib *Library) Upload(ctx context.Context, name string, size int64, body io
 		return domain.ISO{}, domain.ISOExists(name)
 	}
 	defer lib.endUpload(name)
-	// Sparse (allocation 0): the upload writes the bytes, there is no point in zeroing them first.
-	def, err := (&libvirtxml.StorageVolume{Name: name, Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
-		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}).Marshal()
+	// Refused before any byte is read when the name is taken now; publish refuses it again, atomically,
+	// should it be taken while the body flows.
+	taken, err := lib.taken(l, pool, name)
 	if err != nil {
 		return domain.ISO{}, err
 	}
-	vol, err := l.StorageVolCreateXML(pool, def, 0)
-	if libvirtconn.IsCode(err, golibvirt.ErrStorageVolExist) {
+	if taken {
 		return domain.ISO{}, domain.ISOExists(name)
 	}
+	if vols, err := listVolumes(l, pool); err == nil {
+		removeStaleUploads(l, vols)
+	}
+	temp := uploadTempPrefix + uuid.NewString() + uploadTempSuffix
+	vol, err := l.StorageVolCreateXML(pool, rawVolumeXML(temp, size), 0)
 	if err != nil {
-		return domain.ISO{}, fmt.Errorf("create volume %s: %w", name, err)
+		return domain.ISO{}, fmt.Errorf("create volume %s: %w", temp, err)
 	}
 	discard := func(cause error) (domain.ISO, error) {
 		if err := l.StorageVolDelete(vol, golibvirt.StorageVolDeleteNormal); err != nil && !libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol) {
-			return domain.ISO{}, errors.Join(cause, fmt.Errorf("delete the unfinished volume %s: %w", name, err))
+			// Left for the stale-upload sweep; under its temporary name it is offered to nobody.
+			return domain.ISO{}, errors.Join(cause, fmt.Errorf("delete the unfinished volume %s: %w", temp, err))
 		}
 		return domain.ISO{}, cause
 	}
 	src := &uploadReader{ctx: ctx, r: io.LimitReader(body, size)}
-	err = l.StorageVolUpload(vol, src, 0, uint64(size), 0)
+	err = streamUpload(l, vol, src, size)
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// What net/http's body returns when the client goes before Content-Length bytes.
 		return discard(domain.ErrUploadIncomplete)
 	case err != nil:
 		return discard(fmt.Errorf("upload %s: %w", name, err))
-	case src.n < size:
+	case src.count() < size:
 		return discard(domain.ErrUploadIncomplete)
 	}
-	v, err := lookupVolume(l, pool, name)
+	// libvirt said the stream is complete; the file itself must say so too before it gets its name.
+	stored, err := lookupVolume(l, pool, temp)
+	if err != nil {
+		return discard(fmt.Errorf("upload %s: the uploaded volume: %w", name, err))
+	}
+	if lib.storedSize(stored) != size {
+		return discard(domain.ErrUploadIncomplete)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return discard(err)
+		}
+	}
+	iso, err := lib.publish(l, pool, stored, name, size)
 	if err != nil {
 		return discard(err)
 	}
-	return v.iso, nil
+	return iso, nil
+}
+
+// rawVolumeXML is a raw volume of size bytes. Sparse (allocation 0): the upload writes the bytes,
+// there is no point in zeroing them first.
+func rawVolumeXML(name string, size int64) string {
+	def, _ := (&libvirtxml.StorageVolume{Name: name, Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
+		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}).Marshal()
+	return def
+}
+
+// taken reports whether name exists in the library's directory, as a volume or as any other file.
+func (lib *Library) taken(l *golibvirt.Libvirt, pool golibvirt.StoragePool, name string) (bool, error) {
+	_, err := lookupVolume(l, pool, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case !libvirtconn.IsCode(err, golibvirt.ErrNoStorageVol):
+		return false, err
+	}
+	_, err = os.Lstat(filepath.Join(lib.dir, name))
+	return err == nil, nil
+}
+
+// storedSize is the size of the volume's file: as this host sees it when the library's directory is
+// visible here, else as libvirt reports it.
+func (lib *Library) storedSize(v volume) int64 {
+	if lib.realDir() != "" {
+		if fi, err := os.Stat(v.iso.Path); err == nil {
+			return fi.Size()
+		}
+	}
+	return v.iso.Size
+}
+
+// publish gives the complete, checked temporary volume its final name. Where the library's
+// directory is visible and writable here (the usual single-host set-up), that is a hard link under
+// the final name, which appears atomically with all its bytes and fails when the name is taken,
+// followed by the removal of the temporary name. Elsewhere (a remote libvirt host, a file system
+// without hard links, no permission) libvirt copies the volume to the final name; this process hides
+// that name until the copy is done, but a crash during the copy can leave a partial file under it.
+func (lib *Library) publish(l *golibvirt.Libvirt, pool golibvirt.StoragePool, temp volume, name string, size int64) (domain.ISO, error) {
+	if lib.realDir() != "" {
+		dir := filepath.Dir(temp.iso.Path) // the same directory: a link never crosses file systems
+		syncPath(temp.iso.Path)            // the bytes are on disk before any name offers them
+		err := os.Link(temp.iso.Path, filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrExist) {
+			return domain.ISO{}, domain.ISOExists(name)
+		}
+		if err == nil {
+			syncPath(dir)
+			// The final name holds the file now; a temporary name left behind (this delete failing)
+			// is the sweep's.
+			_ = l.StorageVolDelete(temp.vol, golibvirt.StorageVolDeleteNormal)
+			if err := l.StoragePoolRefresh(pool, 0); err != nil {
+				return domain.ISO{}, fmt.Errorf("refresh ISO pool %s: %w", lib.pool, err)
+			}
+			v, err := lookupVolume(l, pool, name)
+			return v.iso, err
+		}
+	}
+	vol, err := l.StorageVolCreateXMLFrom(pool, rawVolumeXML(name, size), temp.vol, 0)
+	if libvirtconn.IsCode(err, golibvirt.ErrStorageVolExist) {
+		return domain.ISO{}, domain.ISOExists(name)
+	}
+	if err != nil {
+		return domain.ISO{}, fmt.Errorf("copy the upload to %s: %w", name, err)
+	}
+	_ = l.StorageVolDelete(temp.vol, golibvirt.StorageVolDeleteNormal)
+	v, err := describe(l, vol)
+	return v.iso, err
+}
+
+// syncPath flushes a file or directory to disk, as far as this process may open it.
+func syncPath(path string) {
+	if f, err := os.Open(path); err == nil {
+		_ = f.Sync()
+		_ = f.Close()
+	}
+}
+
+// removeStaleUploads deletes the temporary volumes no upload has written for staleUploadAfter.
+// Failures are left for the next sweep: nothing offers these volumes meanwhile.
+func removeStaleUploads(l *golibvirt.Libvirt, vols []volume) {
+	for _, v := range vols {
+		if isUploadTemp(v.vol.Name) && (v.iso.Modified.IsZero() || time.Since(v.iso.Modified) > staleUploadAfter) {
+			_ = l.StorageVolDelete(v.vol, golibvirt.StorageVolDeleteNormal)
+		}
+	}
+}
+
+// errConnectionLost is an upload whose libvirt connection dropped under it.
+var errConnectionLost = errors.New("libvirt connection lost during the upload")
+
+// streamUpload is StorageVolUpload, except that it also returns when the connection drops: go-libvirt
+// can then deadlock inside the call (its stream sender and its response reader wait for each other)
+// and never return. src is closed before streamUpload returns, so a call left behind never reads the
+// request body again.
+func streamUpload(l *golibvirt.Libvirt, vol golibvirt.StorageVol, src *uploadReader, size int64) error {
+	defer src.close()
+	done := make(chan error, 1)
+	go func() { done <- l.StorageVolUpload(vol, src, 0, uint64(size), 0) }()
+	select {
+	case err := <-done:
+		return err
+	case <-l.Disconnected():
+		select {
+		case err := <-done:
+			return errors.Join(err, errConnectionLost)
+		default:
+			return errConnectionLost
+		}
+	}
 }
 
 // uploadReader stops the upload once the request is cancelled, as go-libvirt calls take no context,
@@ -192,16 +357,37 @@ func (lib *Library) Upload(ctx context.Context, name string, size int64, body io
 type uploadReader struct {
 	ctx context.Context
 	r   io.Reader
-	n   int64
+
+	mu     sync.Mutex // held while r is read
+	n      int64
+	closed bool
 }
 
 func (u *uploadReader) Read(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return 0, errConnectionLost
+	}
 	if err := u.ctx.Err(); err != nil {
 		return 0, err
 	}
 	n, err := u.r.Read(p)
 	u.n += int64(n)
 	return n, err
+}
+
+// close ends reading, after a read in progress.
+func (u *uploadReader) close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+}
+
+func (u *uploadReader) count() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.n
 }
 
 func (lib *Library) Delete(_ context.Context, name string) error {
@@ -305,7 +491,7 @@ func describe(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (volume, error) {
 // listable is what a VM may be given: a complete regular file with an ISO name whose real location is
 // the library itself, so a symlink cannot hand a guest some other host file.
 func (lib *Library) listable(v volume, realDir string) bool {
-	if !domain.IsISOName(v.vol.Name) || v.def.Type != "file" || lib.isUploading(v.vol.Name) {
+	if !domain.IsISOName(v.vol.Name) || isUploadTemp(v.vol.Name) || v.def.Type != "file" || lib.isUploading(v.vol.Name) {
 		return false
 	}
 	if realDir == "" {

@@ -154,7 +154,7 @@ func TestUploadThenDelete(t *testing.T) {
 	const size = 9 << 20
 	data := bytes.Repeat([]byte("LIMEN ISO "), size/10+1)[:size]
 	body := &chunkReader{r: bytes.NewReader(data)}
-	iso, err := lib.Upload(ctx, "up.iso", size, body)
+	iso, err := lib.Upload(ctx, "up.iso", size, body, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestUploadThenDelete(t *testing.T) {
 	if isos, err := lib.List(ctx); err != nil || len(isos) != 1 || isos[0] != iso {
 		t.Fatalf("List = %+v, %v; want %+v", isos, err, iso)
 	}
-	if _, err := lib.Upload(ctx, "up.iso", 3, bytes.NewReader([]byte("abc"))); domain.KindOf(err) != domain.KindConflict {
+	if _, err := lib.Upload(ctx, "up.iso", 3, bytes.NewReader([]byte("abc")), nil); domain.KindOf(err) != domain.KindConflict {
 		t.Fatalf("second upload of up.iso: %v", err)
 	}
 
@@ -233,7 +233,7 @@ func TestUpload_IncompleteLeavesNoVolume(t *testing.T) {
 	} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := lib.Upload(c.ctx, c.name, size, c.body)
+			_, err := lib.Upload(c.ctx, c.name, size, c.body, nil)
 			done <- err
 		}()
 		select {
@@ -261,7 +261,7 @@ func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := lib.Upload(ctx, "slow.iso", size, r)
+		_, err := lib.Upload(ctx, "slow.iso", size, r, nil)
 		done <- err
 	}()
 	if _, err := w.Write(make([]byte, size/2)); err != nil {
@@ -274,7 +274,7 @@ func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 	if _, err := lib.Resolve(ctx, path); domain.KindOf(err) != domain.KindNotFound {
 		t.Errorf("Resolve during the upload: %v", err)
 	}
-	if _, err := lib.Upload(ctx, "slow.iso", 1, bytes.NewReader([]byte{1})); domain.KindOf(err) != domain.KindConflict {
+	if _, err := lib.Upload(ctx, "slow.iso", 1, bytes.NewReader([]byte{1}), nil); domain.KindOf(err) != domain.KindConflict {
 		t.Errorf("second upload of the same name: %v", err)
 	}
 	if err := lib.Delete(ctx, "slow.iso"); domain.KindOf(err) != domain.KindNotFound {

@@ -4,6 +4,7 @@ package postgres
 
 import (
 	"context"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -11,6 +12,7 @@ import (
 
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
 
@@ -20,14 +22,18 @@ const (
 	TypeChanged = "limen.media.changed"
 )
 
-// History implements app.History.
+// History implements app.History and app.Claims (claims.go).
 type History struct {
 	pool   *pgxpool.Pool
 	events *outbox.Writer
+
+	mu    sync.Mutex
+	turns map[uuid.UUID]*turn      // this process's queue per VM, ahead of the database claim
+	held  map[uuid.UUID]*heldClaim // the claims this process holds, by token
 }
 
 func NewHistory(pool *pgxpool.Pool, events *outbox.Writer) *History {
-	return &History{pool: pool, events: events}
+	return &History{pool: pool, events: events, turns: map[uuid.UUID]*turn{}, held: map[uuid.UUID]*heldClaim{}}
 }
 
 // mediaEvent is the event's data: what the WebSocket pushes as media_update.
@@ -37,15 +43,18 @@ type mediaEvent struct {
 	Attached  bool   `json:"attached"`
 }
 
-// Change holds a transaction-scoped advisory lock on the VM while change runs, so that replicas apply
-// one VM's attach and eject requests one at a time and record them in the order they happened.
-func (h *History) Change(ctx context.Context, vm uuid.UUID, change func(ctx context.Context) (domain.Change, error)) error {
-	return pgdb.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('limen-media:' || $1::text, 0))`, vm); err != nil {
-			return err
-		}
-		c, err := change(ctx)
-		if err != nil {
+// Record stores the change and its event and ends the claim in one short transaction. It holds the
+// VM's advisory lock for that transaction only (no hypervisor call inside), so that one VM's history
+// ids, and with them its events' order, follow the order of its changes even should a claim have
+// been lost (expired) under a change.
+func (h *History) Record(ctx context.Context, claim app.Claim, c domain.Change) error {
+	leave := h.drop(claim.Token)
+	defer leave()
+	// The drive has changed: a caller gone since must not keep that from the history.
+	ctx, cancel := pgdb.Deadline(context.WithoutCancel(ctx))
+	defer cancel()
+	err := pgdb.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('limen-media:' || $1::text, 0))`, c.VMUUID); err != nil {
 			return err
 		}
 		var id int64
@@ -59,7 +68,15 @@ func (h *History) Change(ctx context.Context, vm uuid.UUID, change func(ctx cont
 			data.MediaPath, data.Attached = c.ISOPath, true
 		}
 		// The history id grows with every change, so it orders one VM's media events.
-		return h.events.Add(ctx, tx, outbox.Event{Topic: Topic, Type: TypeChanged, Subject: c.VMUUID.String(),
-			OwnerID: c.OwnerID, Sequence: id, Data: data})
+		if err := h.events.Add(ctx, tx, outbox.Event{Topic: Topic, Type: TypeChanged, Subject: c.VMUUID.String(),
+			OwnerID: c.OwnerID, Sequence: id, Data: data}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM media_claims WHERE token = $1`, claim.Token)
+		return err
 	})
+	if err != nil {
+		_ = h.endClaim(ctx, claim.Token) // else it expires
+	}
+	return err
 }

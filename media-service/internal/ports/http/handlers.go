@@ -4,6 +4,7 @@ package http
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -91,7 +92,11 @@ func (h handlers) uploadISO(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	iso, sum, err := h.uc.UploadISO.Handle(c.UserContext(), c.Query("name"), size, body)
+	announced, err := announcedSHA256(c)
+	if err != nil {
+		return toHTTP(err)
+	}
+	iso, sum, err := h.uc.UploadISO.Handle(c.UserContext(), c.Query("name"), size, body, announced)
 	if err != nil {
 		return toHTTP(err)
 	}
@@ -99,7 +104,13 @@ func (h handlers) uploadISO(c *fiber.Ctx) error {
 }
 
 func (h handlers) deleteISO(c *fiber.Ctx) error {
+	// Fiber hands path parameters over still escaped: "a%20b.iso" names the ISO "a b.iso", which the
+	// upload accepts (its name is a decoded query value) and the list shows. An escape that does not
+	// decode names no ISO (and is answered like any other name that is no ISO's).
 	name := c.Params("name")
+	if decoded, err := url.PathUnescape(name); err == nil {
+		name = decoded
+	}
 	if err := h.uc.DeleteISO.Handle(c.UserContext(), name); err != nil {
 		return toHTTP(err)
 	}

@@ -1,0 +1,121 @@
+package app_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"limen/media-service/internal/app"
+	"limen/media-service/internal/domain"
+)
+
+// Attaches that arrive once a deletion has checked which drives hold the ISO must not get it into a
+// drive before the deletion: they wait for it and then find the ISO gone.
+func TestDeleteISO_AttachesDuringItsCheckNeverGetTheDeletedISO(t *testing.T) {
+	w := newWorld()
+	const vms = 16
+	var refs []string
+	for range vms {
+		vm := domain.VM{UUID: uuid.New(), OwnerID: 1}
+		w.vms[vm.UUID.String()] = vm
+		w.drive.drives[vm.UUID] = ""
+		refs = append(refs, vm.UUID.String())
+	}
+	ctx := context.Background()
+	var attaches sync.WaitGroup
+	results := make(chan error, vms)
+	// The attaches start right after the deletion's check looked at the drives, and have time to
+	// resolve the ISO (it still exists) and change their drives before the deletion goes on.
+	w.drive.holding = func() {
+		for _, ref := range refs {
+			attaches.Add(1)
+			go func() {
+				defer attaches.Done()
+				_, _, err := w.change.Attach(ctx, alice, ref, "ubuntu.iso")
+				results <- err
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	del := app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}
+	if err := del.Handle(ctx, "ubuntu.iso"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	attaches.Wait()
+	close(results)
+	for err := range results {
+		if domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("attach racing the deletion: %v, want ISO file not found", err)
+		}
+	}
+	for vm, held := range w.drive.drives {
+		if held == libraryDir+"/ubuntu.iso" {
+			t.Errorf("VM %s holds the deleted ISO", vm)
+		}
+	}
+}
+
+// A deletion that comes while an attach of the ISO is in progress waits for it, then sees the drive
+// holding the ISO and refuses.
+func TestDeleteISO_WaitsForAnAttachInProgress(t *testing.T) {
+	w := newWorld()
+	ctx := context.Background()
+	claim, err := w.history.ClaimDrive(ctx, w.vm.UUID, "ubuntu.iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		deleted <- (app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}).Handle(ctx, "ubuntu.iso")
+	}()
+	select {
+	case err := <-deleted:
+		t.Fatalf("the deletion did not wait for the attach: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := w.drive.Insert(ctx, w.vm.UUID, libraryDir+"/ubuntu.iso"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.history.Record(ctx, claim, domain.Change{VMUUID: w.vm.UUID, Action: domain.ActionAttach}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; domain.KindOf(err) != domain.KindConflict {
+		t.Fatalf("delete of an ISO attached meanwhile: %v", err)
+	}
+}
+
+func TestUpload_AnnouncedChecksum(t *testing.T) {
+	sum := sha256.Sum256([]byte("hello"))
+	good := hex.EncodeToString(sum[:])
+	bad := strings.Repeat("0", 64)
+	for _, c := range []struct {
+		announced string
+		kind      domain.Kind
+		message   string
+	}{
+		{"", 0, ""},
+		{good, 0, ""},
+		{strings.ToUpper(good), 0, ""},
+		{bad, domain.KindInvalid, "Upload checksum mismatch: announced SHA-256 " + bad + ", received " + good},
+		{"abc", domain.KindInvalid, "Checksum must be a SHA-256: 64 hexadecimal digits"},
+	} {
+		lib := newLibrary()
+		iso, got, err := (app.UploadISO{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}).Handle(context.Background(), "tiny.iso", 5, strings.NewReader("hello"), c.announced)
+		if domain.KindOf(err) != c.kind || c.kind != 0 && err.Error() != c.message {
+			t.Errorf("announced %q: %v, want %q", c.announced, err, c.message)
+			continue
+		}
+		if _, stored := lib.isos["tiny.iso"]; stored != (c.kind == 0) {
+			t.Errorf("announced %q: stored %v", c.announced, stored)
+		}
+		if c.kind == 0 && (got != good || iso.Name != "tiny.iso") {
+			t.Errorf("announced %q: %+v %s", c.announced, iso, got)
+		}
+	}
+}
