@@ -18,14 +18,61 @@ BIN_DIR ?= bin
 export GOFLAGS := $(strip $(filter-out -mod=%,$(GOFLAGS)))
 export GOWORK :=  # empty: use ./go.work even if the caller set GOWORK=off
 
-.PHONY: help deps run test lint fmt-check sh-check vet arch-check modules-check bench build clean
+.PHONY: help deps run test lint fmt-check sh-check vet arch-check modules-check bench soak build clean fuzz fuzz-smoke
+
+# Go native fuzz targets, as package:FuzzName. `go test -fuzz` fuzzes one target of one package per
+# run, so fuzz and fuzz-smoke run them one after the other. Their seed corpora (testdata/fuzz/) are
+# also run by every plain `go test`. What fuzzing finds interesting is cached outside the tree (see
+# below); only an input that fails is written into it, to the package's testdata/fuzz/<FuzzName>/.
+FUZZ_TARGETS := \
+	./gateway/internal/domain:FuzzResolve \
+	./gateway/internal/ports/http:FuzzProxyPath \
+	./auth-service/internal/ports/http:FuzzRegister \
+	./auth-service/internal/ports/http:FuzzLogin \
+	./auth-service/internal/ports/http:FuzzRefreshLogout \
+	./auth-service/internal/ports/http:FuzzAdminUsers \
+	./vm-service/internal/service:FuzzCreateVM \
+	./vm-service/internal/service:FuzzVMRef \
+	./media-service/internal/service:FuzzChangeMedia \
+	./media-service/internal/service:FuzzISOName
+# make fuzz: how long each target is fuzzed (a duration, or Nx for N inputs); FUZZ_FLAGS are test
+# binary flags added to each run (e.g. -test.parallel=1). What it finds interesting is kept in
+# GOCACHE's fuzz cache (as `go test -fuzz` keeps it) and is where the next make fuzz goes on from.
+FUZZTIME ?= 60s
+FUZZ_FLAGS ?=
+# make test's bounded pass: a number of inputs rather than a time, because a target's workers first
+# start their own Postgres/libvirtd (seconds, which a -fuzztime duration counts) and a count does the
+# same work on a slow machine as on a fast one. It starts from the seed corpus only (an empty cache
+# of its own, removed after), so what make fuzz collected never lengthens it. One worker: the
+# machine has two cores.
+FUZZ_SMOKE_TIME ?= 100x
+FUZZ_SMOKE_FLAGS ?= -test.parallel=1
+
+# $(call fuzz-each,FUZZTIME,FLAGS,CACHE): fuzz every target in turn, stopping at the first that fails.
+# CACHE is gocache (GOCACHE's fuzz cache, which `go test -fuzz` uses too) or fresh (an empty one).
+# Each package's test binary is built once per call (`go test -c -fuzz`, instrumented for fuzzing;
+# into $(BIN_DIR)/fuzz, relinked only when stale) and run in the package's directory as `go test
+# -fuzz` runs it: a `go test -fuzz` per target would link its binary again every time (seconds each).
+define fuzz-each
+	@mkdir -p $(BIN_DIR)/fuzz; built=" "; cache=$$($(GO) env GOCACHE)/fuzz; \
+	if [[ $(3) == fresh ]]; then cache=$$(mktemp -d); trap 'rm -rf "$$cache"' EXIT; fi; \
+	for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%:*}; name=$${target##*:}; bin=$$PWD/$(BIN_DIR)/fuzz/$${pkg//\//_}.test; \
+		if [[ $$built != *" $$pkg "* ]]; then $(GO) test -c -fuzz=. -o "$$bin" "$$pkg"; built+="$$pkg "; fi; \
+		dir=$$cache/$$($(GO) list "$$pkg"); \
+		echo "fuzz $$name ($$pkg) for $(1)"; \
+		(cd "$$pkg" && "$$bin" -test.run='^$$' -test.fuzz="^$$name\$$" -test.fuzztime=$(1) -test.fuzzcachedir="$$dir" $(2)); \
+	done
+endef
 
 help:
 	@echo "make run    - start the local stack (Postgres, broker, libvirtd, services) in the foreground"
 	@echo "make test   - lint, then go test over every module ($(MODULES))"
 	@echo "make lint   - gofmt, go vet, architecture and module-list checks"
+	@echo "make fuzz   - every fuzz target for FUZZTIME each (default $(FUZZTIME)); make test runs them briefly (fuzz-smoke)"
 	@echo "make build  - build every binary into ./$(BIN_DIR)"
 	@echo "make bench  - gateway vs nginx, VM list, media and service benchmarks (deployments/bench/)"
+	@echo "make soak   - the stack under load while its parts are killed in turn (SOAK_DURATION, default 10m)"
 
 deps:
 	@bash deployments/local/ensure-deps.sh
@@ -35,6 +82,15 @@ run: deps
 
 test: deps lint
 	$(GO) test $(GO_TEST_FLAGS) $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Every fuzz target for a bounded short pass (part of make test).
+fuzz-smoke:
+	$(call fuzz-each,$(FUZZ_SMOKE_TIME),$(FUZZ_SMOKE_FLAGS),fresh)
+
+# Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m).
+fuzz:
+	$(call fuzz-each,$(FUZZTIME),$(FUZZ_FLAGS),gocache)
 
 lint: modules-check fmt-check sh-check vet arch-check
 
@@ -81,6 +137,10 @@ bench:
 	bash deployments/bench/media.sh
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./vm-service/internal/service/
 	$(GO) test -run '^$$' -bench . ./libs/outbox/
+
+# Bounded: SOAK_DURATION (10m) of load and faults, then a quiet minute and the checks (as root).
+soak:
+	bash deployments/bench/soak/soak.sh
 
 build:
 	@mkdir -p $(BIN_DIR)

@@ -47,10 +47,11 @@ func (p LoginPolicy) limits(username, clientIP string) []Limit {
 }
 
 // accountKey is the name as accounts compare (case-insensitively); a name longer than any account's
-// is hashed, so that counters stay small whatever is sent.
+// is hashed, so that counters stay small whatever is sent, and so is one with a NUL byte, which no
+// account's name has and Postgres text cannot hold (the counter's key would fail the insert: 500).
 func accountKey(username string) string {
 	name := strings.ToLower(username)
-	if len(name) > 64 {
+	if len(name) > 64 || strings.ContainsRune(name, 0) {
 		sum := sha256.Sum256([]byte(name))
 		return "#" + hex.EncodeToString(sum[:])
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +55,10 @@ func (r *Users) Create(ctx context.Context, u *domain.User) error {
 }
 
 func (r *Users) ByUsername(ctx context.Context, username string) (*domain.User, error) {
+	if strings.ContainsRune(username, 0) {
+		// Postgres text cannot hold a NUL byte, so no account has one (the query would fail: 500).
+		return nil, domain.ErrUserNotFound
+	}
 	ctx, cancel := pgdb.Deadline(ctx)
 	defer cancel()
 	return scanUser(r.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE lower(username) = lower($1)`, username))
