@@ -33,8 +33,11 @@ func NewError(code int, message string) *Error { return &Error{Code: code, Messa
 // Unauthorized is the contract's body for a missing or bad token.
 func Unauthorized() *Error { return NewError(http.StatusUnauthorized, "Authentication required") }
 
-// ErrorHandler renders any error a handler returns as the contract's body. Errors that are not *Error or
-// *fiber.Error are logged and hidden behind a 500, so internals never reach a client.
+// ErrorHandler renders any error a handler returns as the contract's body. An error meaning that a
+// dependency (the database) is out of reach or too slow right now (Unavailable) is a 503
+// MessageUnavailable; other errors that are not *Error or *fiber.Error are logged and hidden behind a
+// 500, so internals never reach a client. Every 503 carries Retry-After (1 s unless the handler set
+// one).
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		var body *Error
@@ -43,9 +46,15 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case errors.As(err, &body):
 		case errors.As(err, &fe):
 			body = fromFiber(fe)
+		case Unavailable(err):
+			log.WarnContext(c.UserContext(), "request failed: a dependency is unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+			body = NewError(http.StatusServiceUnavailable, MessageUnavailable)
 		default:
 			log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 			body = NewError(http.StatusInternalServerError, "Internal server error")
+		}
+		if body.Code == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+			c.Set(fiber.HeaderRetryAfter, RetryAfterUnavailable)
 		}
 		return c.Status(body.Code).JSON(body)
 	}

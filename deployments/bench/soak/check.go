@@ -313,6 +313,11 @@ func (c *checker) checkLedgers() {
 		}
 		u.mu.Lock()
 		for uuid, vm := range u.vms {
+			// A delete that got no definite answer (a 503 during a fault) may have been finished by
+			// the service's own retry: gone is as right as present.
+			if _, unsure := u.unsure[uuid]; unsure {
+				continue
+			}
 			if _, ok := listed[uuid]; !ok {
 				c.add("VM lost (created, never deleted, gone)", "%s: VM %s (%s)", u.name, uuid, vm.name)
 			}

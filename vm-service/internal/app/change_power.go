@@ -20,7 +20,9 @@ type ChangePower struct {
 	StopTimeout time.Duration
 	// Replica is this process: its claims block others as long as its heartbeat lasts.
 	Replica uuid.UUID
-	Now     Clock
+	// Tasks is the registry of the tasks this process runs (see Tasks).
+	Tasks *Tasks
+	Now   Clock
 }
 
 func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref, action domain.Action) (*domain.VM, error) {
@@ -28,30 +30,60 @@ func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref,
 	if err != nil {
 		return nil, err
 	}
+	end := uc.Tasks.begin(vm.UUID)
+	// The machine's state decides, not a recorded status that may be stale (an end never recorded, a
+	// claim that lapsed with its process, a missed event). Read after the row, it is applied only to a
+	// row still at the version read and without a live task: a result recorded in between is newer.
+	quiet := uc.Tasks.alone(vm.UUID)
+	status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID)
+	if err != nil {
+		end()
+		return nil, hypervisorError(string(action), err)
+	}
 	var target domain.Status
-	if _, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		if target, err = vm.BeginPower(action); err != nil {
-			return err
+	var refused error
+	claimed, err := uc.Repo.Update(ctx, vm.UUID, func(row *domain.VM) error {
+		uc.Tasks.judge(row, uc.Replica, 1)
+		refreshed := refresh(row, vm.Version, quiet, status, reason, uc.Now())
+		if target, refused = row.BeginPower(action); refused != nil {
+			if refreshed {
+				return nil // the refresh is kept: the answer names the state the VM is shown in
+			}
+			return refused
 		}
-		return vm.BeginTask(action, uc.Replica, uc.Now())
-	}); err != nil {
+		return row.BeginTask(action, uc.Replica, uc.Now())
+	})
+	if err == nil && refused != nil {
+		err = refused
+	}
+	if err != nil {
+		end()
 		return nil, err
 	}
 	// The claim's transaction has committed: no transaction or lock is held while the hypervisor works.
 	// The hypervisor call must finish and the task be released even when the client goes away.
 	ctx = context.WithoutCancel(ctx)
 	opErr := uc.run(ctx, vm, action)
-	done, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		endTask(vm, action, uc.Replica)
-		switch {
-		case opErr == nil:
-			vm.CompletePower(target, uc.Now())
-		case errors.Is(opErr, ErrMachineNotFound):
-			vm.ObserveStatus(domain.StatusError, domain.ReasonMachineMissing, uc.Now())
-		}
-		return nil
-	})
+	now := uc.Now
+	outcome := func(vm *domain.VM) { vm.CompletePower(target, now()) }
 	if opErr != nil {
+		// Whatever failed, the machine's state is what it is: read it for the record and the answer.
+		outcome = func(*domain.VM) {}
+		if status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID); err == nil {
+			outcome = func(vm *domain.VM) { vm.ObserveStatus(status, reason, now()) }
+		}
+	}
+	done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, vm.UUID, claimed.Claim(), end, outcome)
+	if opErr != nil {
+		// Refused by the machine's state (the recorded one was stale): the contract's 409, with the state.
+		if errors.Is(opErr, ErrMachineState) {
+			if err != nil {
+				return nil, err
+			}
+			if _, refused := done.BeginPower(action); refused != nil {
+				return nil, refused
+			}
+		}
 		return nil, hypervisorError(string(action), opErr)
 	}
 	return done, err
@@ -82,10 +114,21 @@ func (uc ChangePower) run(ctx context.Context, vm *domain.VM, action domain.Acti
 	return fmt.Errorf("%s is not a power action", action)
 }
 
-// endTask releases the task a process began, unless another process took the VM over meanwhile (this
-// one's heartbeat lapsed, say, while the database was out of reach): that claim is not ours to end.
-func endTask(vm *domain.VM, a domain.Action, replica uuid.UUID) {
-	if vm.HoldsTask(a, replica) {
-		vm.EndTask()
+// refresh brings a row about to be claimed up to date, unless a live task holds it: a dead task is
+// released (its work is over, see Tasks), and the machine's status, read after the row was at version
+// read, is recorded if the row is still at that version (otherwise a newer result was recorded since)
+// and quiet (no other task of this process was running on the VM when it was read, which might have
+// changed the machine after the reading). It reports whether it changed the row.
+func refresh(row *domain.VM, read int64, quiet bool, status domain.Status, reason string, now time.Time) bool {
+	if row.Busy() {
+		return false
 	}
+	changed := row.Task != ""
+	if changed {
+		row.EndTask()
+	}
+	if quiet && row.Version == read && row.ObserveStatus(status, reason, now) {
+		changed = true
+	}
+	return changed
 }

@@ -10,13 +10,16 @@ import (
 )
 
 // DeleteVM removes the domain and its disk, then the record. If the record cannot be removed after
-// the hypervisor let go, the VM keeps its delete task and the resync finishes the job.
+// the hypervisor let go, the VM keeps its delete task and the removal is retried in the background;
+// the resync finishes the job too.
 type DeleteVM struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	// Replica is this process, named in its claims.
 	Replica uuid.UUID
-	Now     Clock
+	// Tasks is the registry of the tasks this process runs (see Tasks).
+	Tasks *Tasks
+	Now   Clock
 }
 
 func (uc DeleteVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*domain.VM, error) {
@@ -24,19 +27,36 @@ func (uc DeleteVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*
 	if err != nil {
 		return nil, err
 	}
+	end := uc.Tasks.begin(vm.UUID)
 	claimed, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
+		uc.Tasks.judge(vm, uc.Replica, 1)
 		return vm.BeginTask(domain.ActionDelete, uc.Replica, uc.Now())
 	})
 	if err != nil {
+		end()
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	if err := uc.Hypervisor.Delete(ctx, vm.UUID); err != nil {
-		_, _ = uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error { endTask(vm, domain.ActionDelete, uc.Replica); return nil })
+		// Nothing or part of it went: the VM stays, with the state its machine is in.
+		outcome := func(*domain.VM) {}
+		if status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID); err == nil {
+			outcome = func(vm *domain.VM) { vm.ObserveStatus(status, reason, uc.Now()) }
+		}
+		_, _ = uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, uc.Now, vm.UUID, claimed.Claim(), end, outcome)
 		return nil, hypervisorError("delete", err)
 	}
+	// The machine is gone: the work has ended, whatever becomes of the record.
+	end()
 	// A resync may have finished the delete first; the VM is gone either way.
-	if err := uc.Repo.Remove(ctx, claimed); err != nil && !errors.Is(err, domain.ErrVMNotFound) {
+	remove := func(ctx context.Context) error {
+		if err := uc.Repo.Remove(ctx, claimed); err != nil && !errors.Is(err, domain.ErrVMNotFound) {
+			return err
+		}
+		return nil
+	}
+	if err := remove(ctx); err != nil {
+		uc.Tasks.retry("removing the record of a deleted VM", vm.UUID, claimed.Claim(), err, remove)
 		return nil, err
 	}
 	return claimed, nil

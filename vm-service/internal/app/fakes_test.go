@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,17 @@ type memRepo struct {
 	afterList func()
 	// inTx is set while a callback runs inside the "transaction" (Add's admit, Update's change).
 	inTx atomic.Bool
+	// down is a database out of reach: every call fails with errDown.
+	down atomic.Bool
+}
+
+var errDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+func (r *memRepo) reachable() error {
+	if r.down.Load() {
+		return errDown
+	}
+	return nil
 }
 
 func newRepo() *memRepo { return &memRepo{vms: map[uuid.UUID]*domain.VM{}, dead: map[uuid.UUID]bool{}} }
@@ -42,6 +54,9 @@ func (r *memRepo) read(vm *domain.VM) *domain.VM {
 }
 
 func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
+	if err := r.reachable(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failAdd != nil {
@@ -67,6 +82,9 @@ func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage)
 }
 
 func (r *memRepo) Usage(_ context.Context, ownerID int64) (domain.Usage, error) {
+	if err := r.reachable(); err != nil {
+		return domain.Usage{}, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.usage(ownerID), nil
@@ -83,6 +101,9 @@ func (r *memRepo) usage(ownerID int64) domain.Usage {
 }
 
 func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
+	if err := r.reachable(); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, vm := range r.vms {
@@ -94,6 +115,9 @@ func (r *memRepo) Get(_ context.Context, ref domain.Ref) (*domain.VM, error) {
 }
 
 func (r *memRepo) List(_ context.Context, ownerID int64) ([]*domain.VM, error) {
+	if err := r.reachable(); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	var out []*domain.VM
 	for _, vm := range r.vms {
@@ -110,6 +134,9 @@ func (r *memRepo) List(_ context.Context, ownerID int64) ([]*domain.VM, error) {
 }
 
 func (r *memRepo) NameTaken(_ context.Context, ownerID int64, name string) (bool, error) {
+	if err := r.reachable(); err != nil {
+		return false, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, vm := range r.vms {
@@ -121,6 +148,9 @@ func (r *memRepo) NameTaken(_ context.Context, ownerID int64, name string) (bool
 }
 
 func (r *memRepo) Update(_ context.Context, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error) {
+	if err := r.reachable(); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	vm, ok := r.vms[id]
@@ -143,6 +173,9 @@ func (r *memRepo) Update(_ context.Context, id uuid.UUID, change func(*domain.VM
 }
 
 func (r *memRepo) Remove(_ context.Context, vm *domain.VM) error {
+	if err := r.reachable(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.vms[vm.UUID]; !ok {
@@ -153,7 +186,8 @@ func (r *memRepo) Remove(_ context.Context, vm *domain.VM) error {
 	return nil
 }
 
-// fakeHypervisor records calls; gate, when set, holds Start until closed.
+// fakeHypervisor records calls; gate, when set, holds Start until closed. Like libvirt, it refuses an
+// operation the machine's state does not allow (app.ErrMachineState).
 type fakeHypervisor struct {
 	mu       sync.Mutex
 	machines map[uuid.UUID]domain.Status
@@ -169,6 +203,20 @@ type fakeHypervisor struct {
 	// in calledInTx.
 	inTx       func() bool
 	calledInTx []string
+	// beforeOp and afterOp, when set, run before and after each power or resize operation (afterOp only
+	// after one that succeeded), outside the hypervisor's lock.
+	beforeOp, afterOp func()
+}
+
+// refuses says whether libvirt refuses call on a machine in state s.
+func refuses(call string, s domain.Status) bool {
+	switch call {
+	case "start":
+		return s == domain.StatusRunning || s == domain.StatusPaused
+	case "shutdown", "force_stop", "pause", "resume":
+		return s == domain.StatusStopped
+	}
+	return false
 }
 
 func newHypervisor() *fakeHypervisor {
@@ -186,8 +234,11 @@ func (h *fakeHypervisor) call(name string) {
 func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) error {
 	h.mu.Lock()
 	h.call(call)
-	gate, fail := h.gate, h.failWith
+	gate, fail, before, after := h.gate, h.failWith, h.beforeOp, h.afterOp
 	h.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if call == "start" && gate != nil {
 		<-gate
 	}
@@ -195,12 +246,35 @@ func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) err
 		return fail
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.machines[id]; !ok {
+	cur, ok := h.machines[id]
+	switch {
+	case !ok:
+		h.mu.Unlock()
 		return app.ErrMachineNotFound
+	case refuses(call, cur):
+		h.mu.Unlock()
+		return fmt.Errorf("%w: domain is %s", app.ErrMachineState, cur)
 	}
 	h.machines[id] = to
+	h.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	return nil
+}
+
+// set puts a machine into state s behind LIMEN's back.
+func (h *fakeHypervisor) set(id uuid.UUID, s domain.Status) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.machines[id] = s
+}
+
+// state is a machine's state.
+func (h *fakeHypervisor) state(id uuid.UUID) domain.Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.machines[id]
 }
 
 func (h *fakeHypervisor) count(call string) int {

@@ -25,6 +25,9 @@ var (
 	ErrMachineNotFound = errors.New("machine not found on the hypervisor")
 	// ErrHypervisorUnavailable is a hypervisor that cannot be reached right now.
 	ErrHypervisorUnavailable = errors.New("hypervisor unavailable")
+	// ErrMachineState is an operation the machine's current state does not allow (starting a running
+	// one, stopping a stopped one): the state recorded was not the machine's.
+	ErrMachineState = errors.New("operation invalid in the machine's state")
 )
 
 // Hypervisor runs VMs; libvirt is the truth for their run state.
@@ -41,11 +44,21 @@ type Hypervisor interface {
 	Resize(ctx context.Context, id uuid.UUID, cpu, memoryMiB int) error
 	// Delete removes the domain (stopping it) and its disk; a missing one is not an error.
 	Delete(ctx context.Context, id uuid.UUID) error
-	// State reports one domain's run state.
+	// State reports one domain's run state; ErrMachineNotFound when there is none.
 	State(ctx context.Context, id uuid.UUID) (domain.Status, error)
 	// OwnedSince says when this installation defined the domain; owned is false for a domain another
 	// installation, or somebody by hand, defined.
 	OwnedSince(ctx context.Context, id uuid.UUID) (created time.Time, owned bool, err error)
 	// States reports the run state of every LIMEN domain in one call.
 	States(ctx context.Context) (map[uuid.UUID]domain.Status, error)
+}
+
+// observe reads one machine's state as the status and reason a VM records: a machine the hypervisor
+// does not have is Error.
+func observe(ctx context.Context, h Hypervisor, id uuid.UUID) (domain.Status, string, error) {
+	status, err := h.State(ctx, id)
+	if errors.Is(err, ErrMachineNotFound) {
+		return domain.StatusError, domain.ReasonMachineMissing, nil
+	}
+	return status, "", err
 }

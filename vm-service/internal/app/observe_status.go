@@ -19,12 +19,8 @@ type ObserveStatus struct {
 }
 
 func (uc ObserveStatus) Handle(ctx context.Context, id uuid.UUID) error {
-	status, err := uc.Hypervisor.State(ctx, id)
-	reason := ""
-	switch {
-	case errors.Is(err, ErrMachineNotFound):
-		status, reason = domain.StatusError, domain.ReasonMachineMissing
-	case err != nil:
+	status, reason, err := observe(ctx, uc.Hypervisor, id)
+	if err != nil {
 		return err
 	}
 	_, err = uc.Repo.Update(ctx, id, func(vm *domain.VM) error {

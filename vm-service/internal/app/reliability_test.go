@@ -33,7 +33,7 @@ func betweenReads(w *world, n int, work func()) {
 }
 
 func (w *world) resync() app.Resync {
-	return app.Resync{Repo: w.repo, Hypervisor: w.hv, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
+	return app.Resync{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
 }
 
 // A VM created while the resync reads is neither marked Error (its domain missing from an older

@@ -15,7 +15,9 @@ type ResizeVM struct {
 	Hypervisor Hypervisor
 	// Replica is this process, named in its claims.
 	Replica uuid.UUID
-	Now     Clock
+	// Tasks is the registry of the tasks this process runs (see Tasks).
+	Tasks *Tasks
+	Now   Clock
 }
 
 // ResizeRequest is what an update asks for: at least one of CPU and memory; the one left nil keeps
@@ -52,28 +54,48 @@ func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, re
 	if err := uc.admit(ctx, vm, cpu, memoryMiB); err != nil {
 		return nil, err
 	}
-	if _, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
+	end := uc.Tasks.begin(vm.UUID)
+	// As for power actions: the machine's state, not a stale record, decides whether it is stopped.
+	quiet := uc.Tasks.alone(vm.UUID)
+	status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID)
+	if err != nil {
+		end()
+		return nil, hypervisorError("update", err)
+	}
+	var refused error
+	claimed, err := uc.Repo.Update(ctx, vm.UUID, func(row *domain.VM) error {
+		uc.Tasks.judge(row, uc.Replica, 1)
+		refreshed := refresh(row, vm.Version, quiet, status, reason, uc.Now())
 		// The dimension not asked for is kept as the locked row has it, not as it was read before.
-		cpu, memoryMiB = req.of(vm)
+		cpu, memoryMiB = req.of(row)
 		// Checked on a copy: the real change is stored only once the hypervisor took it.
-		probe := *vm
-		if err := probe.Resize(cpu, memoryMiB, uc.Now()); err != nil {
-			return err
+		probe := *row
+		if refused = probe.Resize(cpu, memoryMiB, uc.Now()); refused != nil {
+			if refreshed {
+				return nil // the refresh is kept
+			}
+			return refused
 		}
-		return vm.BeginTask(domain.ActionUpdate, uc.Replica, uc.Now())
-	}); err != nil {
+		return row.BeginTask(domain.ActionUpdate, uc.Replica, uc.Now())
+	})
+	if err == nil && refused != nil {
+		err = refused
+	}
+	if err != nil {
+		end()
 		return nil, err
 	}
 	// Claimed and committed: the hypervisor works with no transaction or lock held.
 	ctx = context.WithoutCancel(ctx)
 	opErr := uc.Hypervisor.Resize(ctx, vm.UUID, cpu, memoryMiB)
-	done, err := uc.Repo.Update(ctx, vm.UUID, func(vm *domain.VM) error {
-		endTask(vm, domain.ActionUpdate, uc.Replica)
-		if opErr == nil {
-			return vm.Resize(cpu, memoryMiB, uc.Now())
+	now := uc.Now
+	outcome := func(vm *domain.VM) {
+		if opErr == nil && vm.Resize(cpu, memoryMiB, now()) != nil {
+			// The definition has the new size: recorded even if the VM was started meanwhile.
+			vm.Resized(cpu, memoryMiB, now())
 		}
-		return nil
-	})
+	}
+	done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, vm.UUID, claimed.Claim(), end, outcome)
 	if opErr != nil {
 		return nil, hypervisorError("update", opErr)
 	}

@@ -22,9 +22,16 @@ import (
 // row without a domain. A VM's reading is applied only under its row lock and only if the row still
 // has the version read and no live task: a start, stop or create finishing in between changed the
 // version, and its result stands until the next resync reads afresh.
+//
+// A task is released once it is dead: its process stopped heartbeating, or it is this process's and
+// not in its registry (Tasks) when the rows have been read, so its work had ended before the
+// hypervisor was read (its end went unrecorded, say, while the database was out of reach).
 type Resync struct {
 	Repo       Repository
 	Hypervisor Hypervisor
+	// Replica and Tasks are this process and the tasks it runs.
+	Replica uuid.UUID
+	Tasks   *Tasks
 	// OrphanGrace is how long a domain may exist without its row: far longer than a create takes
 	// between defining the domain and recording it.
 	OrphanGrace time.Duration
@@ -36,6 +43,9 @@ func (uc Resync) Handle(ctx context.Context) error {
 	vms, err := uc.Repo.List(ctx, 0)
 	if err != nil {
 		return err
+	}
+	for _, read := range vms {
+		uc.Tasks.judge(read, uc.Replica, 0)
 	}
 	states, err := uc.Hypervisor.States(ctx)
 	if err != nil {
@@ -63,7 +73,8 @@ func (uc Resync) Handle(ctx context.Context) error {
 			continue
 		}
 		if _, err := uc.Repo.Update(ctx, read.UUID, func(vm *domain.VM) error {
-			if vm.Version != read.Version || vm.Busy() {
+			uc.Tasks.judge(vm, uc.Replica, 0)
+			if vm.Version != read.Version || !vm.Holds(read.Claim()) || vm.Busy() {
 				return nil // changed since it was read: the reading may be older than the change
 			}
 			if vm.Task != "" {

@@ -40,13 +40,15 @@ func size(cpu, memoryMiB int) app.ResizeRequest {
 type world struct {
 	repo   *memRepo
 	hv     *fakeHypervisor
+	tasks  *app.Tasks
 	power  *app.ChangePower
 	create app.CreateVM
 }
 
 func newWorld() *world {
-	w := &world{repo: newRepo(), hv: newHypervisor()}
-	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Now: clock}
+	w := &world{repo: newRepo(), hv: newHypervisor(), tasks: app.NewTasks(quiet)}
+	w.tasks.RetryMin, w.tasks.RetryMax = 5*time.Millisecond, 20*time.Millisecond
+	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
 	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
 	return w
 }

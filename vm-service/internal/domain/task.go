@@ -34,3 +34,26 @@ func (vm *VM) Busy() bool { return vm.Task != "" && vm.TaskLive }
 // HoldsTask reports whether the task in progress is still action a of process owner, that is, nobody
 // took it over after owner's heartbeat lapsed.
 func (vm *VM) HoldsTask(a Action, owner uuid.UUID) bool { return vm.Task == a && vm.TaskOwner == owner }
+
+// Claim identifies one task: its action, the process that claimed it and when. A later claim of the
+// same action by the same process (after the first was released or taken over) is another claim.
+type Claim struct {
+	Action Action
+	Owner  uuid.UUID
+	Since  time.Time
+}
+
+// Claim is the VM's task as a Claim; the zero Claim when it is idle.
+func (vm *VM) Claim() Claim {
+	if vm.Task == "" {
+		return Claim{}
+	}
+	return Claim{Action: vm.Task, Owner: vm.TaskOwner, Since: vm.TaskSince}
+}
+
+// Holds reports whether the VM's task is still claim c (the zero Claim: whether it is idle). Times are
+// compared to the microsecond, which is what the database keeps.
+func (vm *VM) Holds(c Claim) bool {
+	mine := vm.Claim()
+	return mine.Action == c.Action && mine.Owner == c.Owner && mine.Since.Sub(c.Since).Abs() < time.Microsecond
+}

@@ -132,6 +132,16 @@ func (vm *VM) Resize(cpu, memoryMiB int, now time.Time) error {
 	return nil
 }
 
+// Resized records CPU and memory the hypervisor has taken, whatever the VM's state is now (a resize
+// whose end is recorded late, after the VM was started meanwhile).
+func (vm *VM) Resized(cpu, memoryMiB int, now time.Time) {
+	if vm.CPU == cpu && vm.MemoryMiB == memoryMiB {
+		return
+	}
+	vm.CPU, vm.MemoryMiB = cpu, memoryMiB
+	vm.touch(now)
+}
+
 func (vm *VM) touch(now time.Time) {
 	vm.Version++
 	vm.UpdatedAt = now

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"limen/libs/authn"
@@ -75,6 +76,11 @@ type Service struct {
 	heartbeat time.Duration
 	stopBeat  context.CancelFunc
 	beating   sync.WaitGroup
+	// tasks are the tasks this process runs; its retries of unrecorded task ends stop at Close.
+	tasks *app.Tasks
+	// kick asks the resync loop for a resync now (the database is back after an outage, or a lifecycle
+	// event's update failed).
+	kick chan struct{}
 
 	conn  *libvirtconn.Manager
 	relay *outbox.Relay
@@ -141,14 +147,15 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	if released, err := replica.ReleaseDead(ctx); err != nil {
 		return nil, fmt.Errorf("release the task claims of dead processes: %w", err)
 	} else if released > 0 {
-		log.Warn("released the task claims of processes that stopped heartbeating", "vms", released)
+		log.Warn("released the task claims of dead processes (heartbeat lapsed, or gone from this machine)", "vms", released)
 	}
 	repo := postgres.NewVMs(pool, outbox.NewWriter(Name), lease)
 	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
-	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Now: now}
+	tasks := app.NewTasks(log)
+	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Tasks: tasks, Now: now}
 
 	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
-	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Now: now}
+	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now}
 	deleteOwned := app.DeleteOwnedVMs{Repo: repo, Delete: deleteVM, Log: log}
 	background := context.WithoutCancel(ctx)
 	revoked.Subscribe(func(userID int64) {
@@ -168,23 +175,26 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		Get:     app.GetVM{Repo: repo},
 		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
 		Power:   power,
-		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Now: now},
+		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now},
 		Delete:  deleteVM,
 		OSTypes: app.ListOSTypes{Catalogue: catalogue},
 		Usage:   app.OwnerUsage{Repo: repo},
 	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 
 	s := &Service{
-		app:       fiberApp,
-		conn:      conn,
-		relay:     outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
-		observe:   app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
-		resync:    app.Resync{Repo: repo, Hypervisor: hypervisor, OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+		app:     fiberApp,
+		conn:    conn,
+		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
+		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
+		resync: app.Resync{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks,
+			OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
 		every:     cfg.ResyncInterval,
 		log:       log,
 		follower:  follower,
 		replica:   replica,
 		heartbeat: heartbeat,
+		tasks:     tasks,
+		kick:      make(chan struct{}, 1),
 	}
 	beatCtx, stopBeat := context.WithCancel(background)
 	s.stopBeat = stopBeat
@@ -206,7 +216,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var relayErr error
 	wg.Add(4)
 	go func() { defer wg.Done(); _ = s.follower.Run(ctx) }()
-	go func() { defer wg.Done(); libvirt.Watch(ctx, s.conn.Events(), s.observe.Handle, s.log) }()
+	go func() { defer wg.Done(); libvirt.Watch(ctx, s.conn.Events(), s.observeEvent, s.log) }()
 	go func() { defer wg.Done(); s.resyncLoop(ctx) }()
 	go func() { defer wg.Done(); relayErr = s.relay.Run(ctx) }()
 	wg.Wait()
@@ -216,42 +226,103 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(relayErr, s.relay.Close())
 }
 
-// Close stops the heartbeat and removes this process from vm.replicas, so any claim still in its name
-// is dead at once. Call it after the HTTP server drained (main does, after process.Serve returns).
+// Close stops the heartbeat and the retries of unrecorded task ends, and removes this process from
+// vm.replicas, so any claim still in its name is dead at once. Call it after the HTTP server drained
+// (main does, after process.Serve returns).
 func (s *Service) Close() {
 	s.stopBeat()
 	s.beating.Wait()
+	s.tasks.Close()
 	if err := s.replica.Leave(context.Background()); err != nil {
 		s.log.Warn("leaving vm.replicas", "err", err)
 	}
 }
 
+// outageBeat is how often the heartbeat is tried while the database is out of reach, so that its return
+// is noticed (and repaired) within a second rather than a heartbeat.
+const outageBeat = time.Second
+
 func (s *Service) heartbeatLoop(ctx context.Context) {
-	tick := time.NewTicker(s.heartbeat)
-	defer tick.Stop()
+	failing := false
 	for {
+		wait := s.heartbeat
+		if failing {
+			wait = min(wait, outageBeat)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			if err := s.replica.Beat(ctx); err != nil && ctx.Err() == nil {
+		case <-time.After(wait):
+		}
+		err := s.replica.Beat(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
 				s.log.Warn("heartbeat failed; this process's task claims lapse if it keeps failing", "err", err)
 			}
+			failing = true
+		case failing:
+			// The database is back: what could not be recorded meanwhile (lifecycle events, a
+			// resync, ends of tasks) is repaired now rather than at the next tick.
+			failing = false
+			s.log.Info("database reachable again; resyncing")
+			s.resyncSoon()
 		}
 	}
 }
 
+// resyncLoop resyncs every s.every and whenever kicked; a resync that failed (the database or libvirt
+// out of reach) is tried again every outageBeat until one succeeds, so what was missed meanwhile
+// (lifecycle events whose update failed, ends of tasks) is repaired soon after the outage.
 func (s *Service) resyncLoop(ctx context.Context) {
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
+	var again <-chan time.Time
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.resyncNow(ctx)
+		case <-s.kick:
+		case <-again:
+		}
+		err := s.resync.Handle(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				s.log.WarnContext(ctx, "resync failed; trying again every second until it succeeds", "err", err)
+			}
+			failing, again = true, time.After(outageBeat)
+		default:
+			if failing {
+				s.log.InfoContext(ctx, "resync succeeded again")
+			}
+			failing, again = false, nil
 		}
 	}
+}
+
+// resyncSoon asks the resync loop for a resync now (a lifecycle event's update failed).
+func (s *Service) resyncSoon() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// observeEvent applies a lifecycle event; when that fails, a resync is asked for, which is retried until the
+// database takes it.
+func (s *Service) observeEvent(ctx context.Context, id uuid.UUID) error {
+	err := s.observe.Handle(ctx, id)
+	if err != nil && ctx.Err() == nil {
+		s.resyncSoon()
+	}
+	return err
 }
 
 func (s *Service) resyncNow(ctx context.Context) {

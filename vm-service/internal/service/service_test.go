@@ -54,13 +54,23 @@ type stack struct {
 
 func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 	t.Helper()
+	return newStackVia(t, nil, configure...)
+}
+
+// newStackVia is newStack reaching its database through via(dsn) (a proxy), when via is not nil.
+func newStackVia(t testing.TB, via func(dsn string) string, configure ...func(*service.Config)) *stack {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := libvirttest.Shared(t)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	pool, err := pgdb.Open(ctx, pgtest.NewDatabase(t), "vm", migrations.FS)
+	dsn := pgtest.NewDatabase(t)
+	if via != nil {
+		dsn = via(dsn)
+	}
+	pool, err := pgdb.Open(ctx, dsn, "vm", migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}

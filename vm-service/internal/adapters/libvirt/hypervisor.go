@@ -159,7 +159,7 @@ func (h *Hypervisor) Start(_ context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	return l.DomainCreate(dom)
+	return stateError(l.DomainCreate(dom))
 }
 
 func (h *Hypervisor) Shutdown(ctx context.Context, id uuid.UUID, timeout time.Duration) (bool, error) {
@@ -168,7 +168,7 @@ func (h *Hypervisor) Shutdown(ctx context.Context, id uuid.UUID, timeout time.Du
 		return false, err
 	}
 	if err := l.DomainShutdown(dom); err != nil {
-		return false, err
+		return false, stateError(err)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -198,7 +198,7 @@ func (h *Hypervisor) ForceStop(_ context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	return l.DomainDestroy(dom)
+	return stateError(l.DomainDestroy(dom))
 }
 
 func (h *Hypervisor) Pause(_ context.Context, id uuid.UUID) error {
@@ -206,7 +206,7 @@ func (h *Hypervisor) Pause(_ context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	return l.DomainSuspend(dom)
+	return stateError(l.DomainSuspend(dom))
 }
 
 func (h *Hypervisor) Resume(_ context.Context, id uuid.UUID) error {
@@ -214,7 +214,7 @@ func (h *Hypervisor) Resume(_ context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	return l.DomainResume(dom)
+	return stateError(l.DomainResume(dom))
 }
 
 // Resize changes the persistent definition through the API, which keeps every other part of the
@@ -366,6 +366,15 @@ func statusOf(s golibvirt.DomainState) domain.Status {
 func ignoreCode(err error, code golibvirt.ErrorNumber) error {
 	if libvirtconn.IsCode(err, code) {
 		return nil
+	}
+	return err
+}
+
+// stateError marks libvirt's refusal of an operation in the domain's current state (starting a
+// running domain, destroying a stopped one) as app.ErrMachineState, keeping libvirt's message.
+func stateError(err error) error {
+	if libvirtconn.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("%w: %w", app.ErrMachineState, err)
 	}
 	return err
 }
