@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,14 +12,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/service"
-	"limen/auth-service/migrations"
-	"limen/libs/outbox"
-	"limen/libs/pgdb"
-	"limen/libs/revocation"
 	"limen/libs/testkit/pgtest"
 )
 
@@ -44,7 +38,6 @@ type fzAuth struct {
 // long `make fuzz` keeps its admin.
 func fzAuthService(f *testing.F, tweak func(*service.Config)) fzAuth {
 	f.Helper()
-	ctx := context.Background()
 	const far = 1 << 30
 	cfg := service.Config{
 		DatabaseURL: pgtest.NewDatabase(f), DataDir: f.TempDir(), Issuer: "limen", Audience: "limen-api",
@@ -57,28 +50,7 @@ func fzAuthService(f *testing.F, tweak func(*service.Config)) fzAuth {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, revocation.Topic))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(broker.Close)
-	cfg.KafkaBrokers = broker.ListenAddrs()
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(pool.Close)
-	if err := outbox.Migrate(ctx, pool, "auth"); err != nil {
-		f.Fatal(err)
-	}
-	svc, err := service.New(ctx, cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = svc.Run(runCtx) }()
-	f.Cleanup(func() { stop(); <-stopped })
+	svc, pool := startService(f, &cfg)
 	return fzAuth{app: svc.App(), pool: pool}
 }
 

@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"io"
 	"log/slog"
@@ -37,7 +38,6 @@ type client struct {
 
 func newService(t *testing.T, tweak func(*service.Config)) client {
 	t.Helper()
-	ctx := context.Background()
 	cfg := service.Config{
 		DatabaseURL: pgtest.NewDatabase(t), DataDir: t.TempDir(), Issuer: "limen", Audience: "limen-api",
 		AccessTTL: time.Hour, RefreshTTL: 24 * time.Hour, AdminUsername: adminName, AdminPassword: adminPassword,
@@ -48,31 +48,40 @@ func newService(t *testing.T, tweak func(*service.Config)) client {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	svc, _ := startService(t, &cfg)
+	return client{t: t, app: svc.App(), dsn: cfg.DatabaseURL, brokers: cfg.KafkaBrokers}
+}
+
+// startService migrates cfg's database, starts a broker when cfg names none, and builds and runs the
+// service until the test ends; newService and the fuzz targets share it.
+func startService(tb testing.TB, cfg *service.Config) (*service.Service, *pgxpool.Pool) {
+	tb.Helper()
+	ctx := context.Background()
 	if cfg.KafkaBrokers == nil {
 		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, revocation.Topic))
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(broker.Close)
+		tb.Cleanup(broker.Close)
 		cfg.KafkaBrokers = broker.ListenAddrs()
 	}
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
+	tb.Cleanup(pool.Close)
 	if err := outbox.Migrate(ctx, pool, "auth"); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	svc, err := service.New(ctx, cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	svc, err := service.New(ctx, *cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); _ = svc.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-stopped })
-	return client{t: t, app: svc.App(), dsn: cfg.DatabaseURL, brokers: cfg.KafkaBrokers}
+	tb.Cleanup(func() { stop(); <-stopped })
+	return svc, pool
 }
 
 type response struct {

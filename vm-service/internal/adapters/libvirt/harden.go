@@ -60,8 +60,7 @@ func (h *Hypervisor) harden(def *libvirtxml.Domain, id uuid.UUID) bool {
 	changed := false
 	for i, g := range def.Devices.Graphics {
 		if g.VNC != nil && !onSocketOnly(g.VNC) {
-			def.Devices.Graphics[i].VNC = &libvirtxml.DomainGraphicVNC{
-				Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}
+			def.Devices.Graphics[i].VNC = socketDisplay()
 			changed = true
 		}
 	}

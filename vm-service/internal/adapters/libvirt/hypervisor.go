@@ -60,6 +60,11 @@ func (h *Hypervisor) ensurePool() error {
 	return err
 }
 
+// socketDisplay is VNC on a unix socket that libvirt names in the domain's private directory.
+func socketDisplay() *libvirtxml.DomainGraphicVNC {
+	return &libvirtxml.DomainGraphicVNC{Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}
+}
+
 func domainName(id uuid.UUID) string { return namePrefix + id.String() }
 func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 
@@ -93,9 +98,8 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 			// On a unix socket in the domain's private directory that libvirt names, never on TCP: a
 			// guest (which reaches 127.0.0.1 through user networking unless restricted) or another
 			// local user could otherwise watch and type into every VM's screen.
-			Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{
-				Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}}},
-			Inputs: []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
+			Graphics: []libvirtxml.DomainGraphic{{VNC: socketDisplay()}},
+			Inputs:   []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
 		},
 	}
 	switch h.cfg.Network {
