@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 # Go modules of the workspace (go.work). Adding a module here is one word.
-MODULES := libs auth-service gateway vm-service media-service deployments
+MODULES := libs auth-service gateway vm-service media-service deployments docs
 # Modules with binaries under <module>/cmd/<name>.
 SERVICES := auth-service vm-service media-service gateway
 

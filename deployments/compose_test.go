@@ -184,21 +184,25 @@ func TestCompose_LimenServicesHaveHealthchecks(t *testing.T) {
 }
 
 // envReadBy lists the variables a service's config structs read, from their `env:"NAME"` tags.
+// envReadBy is every variable the service's configuration reads: its own env tags and those of the
+// settings every service embeds (libs/contract).
 func envReadBy(t *testing.T, service string) []string {
 	t.Helper()
 	names := slices.Clone(otelEnv)
-	err := filepath.WalkDir(filepath.Join(repoRoot(t), service), func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+	for _, dir := range []string{service, filepath.Join("libs", "contract")} {
+		err := filepath.WalkDir(filepath.Join(repoRoot(t), dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			for _, m := range envTag.FindAllSubmatch(src, -1) {
+				names = append(names, string(m[1]))
+			}
 			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		src, err := os.ReadFile(path)
-		for _, m := range envTag.FindAllSubmatch(src, -1) {
-			names = append(names, string(m[1]))
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return names
 }

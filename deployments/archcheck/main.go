@@ -1,7 +1,12 @@
-// Command archcheck enforces the dependency rule of ARCHITECTURE.md: packages under
-// <service>/internal/domain and <service>/internal/app use no framework or driver — not Fiber,
-// pgx, kafka-go or go-libvirt — neither directly nor through another package. Test files are
-// not checked (`go list -deps` follows non-test imports only).
+// Command archcheck enforces LIMEN's dependency rules:
+//
+//   - packages under <service>/internal/domain and <service>/internal/app use no framework or
+//     driver (not Fiber, pgx, kafka-go or go-libvirt), neither directly nor through another package,
+//     so the rules and use cases can be read and tested without any of them;
+//   - limen/libs/contract and limen/libs/failure import nothing but the standard library, so that
+//     every layer of every service may use them.
+//
+// Test files are not checked (`go list -deps` follows non-test imports only).
 //
 //	go run ./deployments/archcheck [packages]   (default ./...)
 //
@@ -17,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -31,6 +37,10 @@ var Forbidden = []string{
 
 // inner matches the import paths of the layers that must stay pure.
 var inner = regexp.MustCompile(`/internal/(domain|app)(/|$)`)
+
+// StandardOnly are the shared packages every layer may import, which therefore import only the
+// standard library.
+var StandardOnly = []string{"limen/libs/contract", "limen/libs/failure"}
 
 type pkg struct {
 	ImportPath string
@@ -54,8 +64,8 @@ func main() {
 		fmt.Println(v)
 	}
 	if len(violations) > 0 {
-		fmt.Fprintf(os.Stderr, "archcheck: %d violation(s): internal/domain and internal/app must not depend on %s\n",
-			len(violations), strings.Join(Forbidden, ", "))
+		fmt.Fprintf(os.Stderr, "archcheck: %d violation(s): internal/domain and internal/app must not depend on %s; %s must import only the standard library\n",
+			len(violations), strings.Join(Forbidden, ", "), strings.Join(StandardOnly, " and "))
 		os.Exit(1)
 	}
 }
@@ -87,16 +97,22 @@ func goList(patterns []string) (map[string]pkg, error) {
 	return pkgs, nil
 }
 
-// Check returns one line per inner-layer package that reaches a forbidden package, showing the
-// shortest import chain.
+// Check returns one line per violation: an inner-layer package that reaches a forbidden package, with
+// the shortest import chain, and a StandardOnly package's import from outside the standard library.
 func Check(pkgs map[string]pkg) []string {
 	var out []string
-	for path := range pkgs {
-		if !inner.MatchString(path) {
-			continue
+	for path, p := range pkgs {
+		if inner.MatchString(path) {
+			if chain := chainToForbidden(pkgs, path); chain != nil {
+				out = append(out, strings.Join(chain, " -> "))
+			}
 		}
-		if chain := chainToForbidden(pkgs, path); chain != nil {
-			out = append(out, strings.Join(chain, " -> "))
+		if slices.Contains(StandardOnly, path) {
+			for _, imp := range p.Imports {
+				if !pkgs[imp].Standard {
+					out = append(out, path+" -> "+imp)
+				}
+			}
 		}
 	}
 	sort.Strings(out)

@@ -26,3 +26,22 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
+
+func TestCheck_StandardOnly(t *testing.T) {
+	pkgs := map[string]pkg{
+		"limen/libs/failure":  {ImportPath: "limen/libs/failure", Imports: []string{"errors", "limen/libs/web"}},
+		"limen/libs/contract": {ImportPath: "limen/libs/contract", Imports: []string{"net/url", "github.com/google/uuid"}},
+		"limen/libs/web":      {ImportPath: "limen/libs/web", Imports: []string{"github.com/gofiber/fiber/v2"}},
+		"limen/libs/pure":     {ImportPath: "limen/libs/pure", Imports: []string{"github.com/google/uuid"}},
+		"errors":              {ImportPath: "errors", Standard: true},
+		"net/url":             {ImportPath: "net/url", Standard: true},
+	}
+	got := Check(pkgs)
+	want := []string{
+		"limen/libs/contract -> github.com/google/uuid",
+		"limen/libs/failure -> limen/libs/web",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

@@ -9,7 +9,8 @@
 //	-addr        LIMEN_KAFKA_ADDR        listen address(es), comma separated; one broker per address
 //	                                     (default 127.0.0.1:19092). The host is also the advertised
 //	                                     host, so use an address clients can reach (not 0.0.0.0).
-//	-topics      LIMEN_KAFKA_TOPICS      topics created at start (default limen.vm.events,limen.media.events,limen.user.events)
+//	-topics      LIMEN_KAFKA_TOPICS      topics created at start (default: every topic the services use,
+//	                                     contract.Topics: limen.vm.events,limen.media.events,limen.user.events)
 //	-partitions  LIMEN_KAFKA_PARTITIONS  partitions of pre-created and auto-created topics (default 3)
 //	-auto-create LIMEN_KAFKA_AUTO_CREATE create unknown topics on first use (default true)
 //	-data-dir    LIMEN_KAFKA_DATA_DIR    persist state in this directory (default: memory only)
@@ -33,10 +34,9 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-)
 
-// DefaultTopics are the topics the LIMEN services publish to (see ARCHITECTURE.md, "Events").
-const DefaultTopics = "limen.vm.events,limen.media.events,limen.user.events"
+	"limen/libs/contract"
+)
 
 type options struct {
 	addrs      []string
@@ -94,7 +94,7 @@ func main() {
 func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("limen-broker", flag.ContinueOnError)
 	addr := fs.String("addr", envOr("LIMEN_KAFKA_ADDR", "127.0.0.1:19092"), "listen address(es), comma separated; one broker per address")
-	topics := fs.String("topics", envOr("LIMEN_KAFKA_TOPICS", DefaultTopics), "topics to create at start, comma separated")
+	topics := fs.String("topics", envOr("LIMEN_KAFKA_TOPICS", strings.Join(contract.Topics, ",")), "topics to create at start, comma separated")
 	partitions := fs.Int("partitions", envInt("LIMEN_KAFKA_PARTITIONS", 3), "partitions per topic (pre-created and auto-created)")
 	autoCreate := fs.Bool("auto-create", envBool("LIMEN_KAFKA_AUTO_CREATE", true), "create unknown topics on first use")
 	dataDir := fs.String("data-dir", os.Getenv("LIMEN_KAFKA_DATA_DIR"), "persist broker state in this directory (empty: memory only)")

@@ -1,17 +1,20 @@
 # syntax=docker/dockerfile:1
-# LIMEN gateway image. Build from the repository root (the context must include libs/):
+# LIMEN gateway image. Build from the repository root (the context must include libs/ and docs/):
 #   docker build -f deployments/docker/gateway.Dockerfile -t limen/gateway .
 # docker-compose.yml does this for you.
 
 FROM golang:1.26-bookworm AS build
-# Each service module builds on its own (go.mod: replace limen/libs => ../libs), not via go.work.
+# Each service module builds on its own (go.mod: replace limen/libs => ../libs and limen/docs =>
+# ../docs), not via go.work.
 ENV GOWORK=off CGO_ENABLED=0
 WORKDIR /src
 # Module files first, so the dependency download is cached until they change.
 COPY libs/go.mod libs/go.sum libs/
+COPY docs/go.mod docs/
 COPY gateway/go.* gateway/
 RUN --mount=type=cache,target=/go/pkg/mod cd gateway && go mod download
 COPY libs/ libs/
+COPY docs/ docs/
 COPY gateway/ gateway/
 # /probe: a static HTTP health probe (distroless has no shell or curl). Standard library only.
 COPY deployments/go.mod deployments/go.sum deployments/

@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
-# LIMEN vm-service image. Build from the repository root (the context must include libs/):
+# LIMEN vm-service image. Build from the repository root (the context must include libs/ and docs/):
 #   docker build -f deployments/docker/vm-service.Dockerfile -t limen/vm-service .
 # docker-compose.yml does this for you.
 
 FROM golang:1.26-bookworm AS build
-# Each service module builds on its own (go.mod: replace limen/libs => ../libs), not via go.work.
+# Each service module builds on its own (go.mod: replace limen/libs => ../libs and limen/docs =>
+# ../docs), not via go.work.
 ENV GOWORK=off CGO_ENABLED=0
 WORKDIR /src
 # Module files first, so the dependency download is cached until they change.
 COPY libs/go.mod libs/go.sum libs/
+COPY docs/go.mod docs/
 COPY vm-service/go.* vm-service/
 RUN --mount=type=cache,target=/go/pkg/mod cd vm-service && go mod download
 COPY libs/ libs/

@@ -68,7 +68,7 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
-// checkAuthContract walks CONTRACT "Auth" through the real gateway in front of the real auth-service.
+// checkAuthContract walks the auth routes (docs/openapi.yaml) through the real gateway in front of the real auth-service.
 func checkAuthContract(t *testing.T, base, adminPassword string) {
 	c := apiClient{t: t, base: base}
 	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
@@ -144,7 +144,7 @@ func checkAuthContract(t *testing.T, base, adminPassword string) {
 	}
 }
 
-// checkVMContract walks CONTRACT "VMs" through the gateway to vm-service on a real libvirtd.
+// checkVMContract walks the VM routes (docs/openapi.yaml) through the gateway to vm-service on a real libvirtd.
 func checkVMContract(t *testing.T, base, adminPassword string) {
 	c := apiClient{t: t, base: base}
 	admin := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "")
@@ -180,7 +180,7 @@ func checkVMContract(t *testing.T, base, adminPassword string) {
 	c.expect(c.call("GET", "/api/vms/"+uuid, token, nil), 404, "VM not found")
 }
 
-// checkMediaContract walks CONTRACT "Media" through the gateway to media-service: list the library,
+// checkMediaContract walks the media routes (docs/openapi.yaml) through the gateway to media-service: list the library,
 // attach to a running VM, read it back, eject.
 func checkMediaContract(t *testing.T, base, adminPassword string) {
 	c := apiClient{t: t, base: base}
@@ -217,7 +217,7 @@ func checkMediaContract(t *testing.T, base, adminPassword string) {
 	}
 }
 
-// checkLiveStatus follows one VM through CONTRACT "Live status WebSocket" on the real stack: the
+// checkLiveStatus follows one VM through the live status WebSocket (docs/api.md) on the real stack: the
 // change goes vm-service -> outbox -> broker -> gateway -> socket, and a media change likewise.
 func checkLiveStatus(t *testing.T, base, adminPassword string) {
 	c := apiClient{t: t, base: base}

@@ -23,3 +23,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	}
 	return pgdb.MigrateTracked(ctx, pool, schema, "outbox_goose_db_version", files)
 }
+
+// Open is the database of a service that publishes through the outbox: its schema with the service's
+// migrations (pgdb.Open) and the outbox table beside them.
+func Open(ctx context.Context, dsn, schema string, serviceMigrations fs.FS) (*pgxpool.Pool, error) {
+	pool, err := pgdb.Open(ctx, dsn, schema, serviceMigrations)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool, schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}

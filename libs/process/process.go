@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"limen/libs/config"
+	"limen/libs/contract"
 	"limen/libs/logging"
 	"limen/libs/telemetry"
 )
@@ -27,17 +28,22 @@ type Env struct {
 	Telemetry *telemetry.Telemetry
 }
 
+// Configuration is a service's configuration: its own settings and, embedded, the shared ones.
+type Configuration interface {
+	Shared() contract.Settings
+}
+
 // Main loads C from the environment (exiting with one clear line when a value is bad) and calls run
-// until it returns; ctx ends at the first SIGINT or SIGTERM. logLevel picks the level out of C.
-func Main[C any](name string, logLevel func(C) string, run func(ctx context.Context, cfg C, env Env) error) {
+// until it returns; ctx ends at the first SIGINT or SIGTERM. It is all a service's main does.
+func Main[C Configuration](name string, run func(ctx context.Context, cfg C, env Env) error) {
 	cfg := config.MustLoad[C](name)
-	if err := start(name, cfg, logLevel, run); err != nil {
+	if err := start(name, cfg, run); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
-func start[C any](name string, cfg C, logLevel func(C) string, run func(context.Context, C, Env) error) (err error) {
+func start[C Configuration](name string, cfg C, run func(context.Context, C, Env) error) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tel, err := telemetry.Setup(ctx, name)
@@ -49,5 +55,5 @@ func start[C any](name string, cfg C, logLevel func(C) string, run func(context.
 		defer cancel()
 		err = errors.Join(err, tel.Shutdown(flushCtx))
 	}()
-	return run(ctx, cfg, Env{Log: logging.New(name, logLevel(cfg)), Telemetry: tel})
+	return run(ctx, cfg, Env{Log: logging.New(name, cfg.Shared().LogLevel), Telemetry: tel})
 }

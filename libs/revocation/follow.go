@@ -10,13 +10,15 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"limen/libs/contract"
 )
 
 // rescan is how often the topic's partitions are listed again (a topic that does not exist yet, or
 // new partitions).
 const rescan = 5 * time.Second
 
-// Follower reads Topic from the beginning of every partition into a List, with no consumer group:
+// Follower reads the user events topic from the beginning of every partition into a List, with no consumer group:
 // every replica of every service keeps the whole state.
 type Follower struct {
 	Brokers []string
@@ -27,7 +29,7 @@ type Follower struct {
 	caughtUpOnce sync.Once
 }
 
-// NewFollower follows the brokers' Topic into list.
+// NewFollower follows the brokers' user events topic into list.
 func NewFollower(brokers []string, list *List, log *slog.Logger) *Follower {
 	return &Follower{Brokers: brokers, List: list, Log: log, caughtUp: make(chan struct{})}
 }
@@ -57,7 +59,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	for {
 		fresh, ends, err := f.partitions(ctx, client, running)
 		if err != nil && ctx.Err() == nil {
-			f.Log.Warn("listing revocation partitions", "topic", Topic, "err", err)
+			f.Log.Warn("listing revocation partitions", "topic", contract.TopicUserEvents, "err", err)
 		}
 		for _, p := range fresh {
 			running[p] = true
@@ -79,7 +81,7 @@ func (f *Follower) Run(ctx context.Context) error {
 // partitions lists the topic's partitions not yet read, with their current end offsets. A topic
 // that does not exist yet has none: nothing was ever revoked.
 func (f *Follower) partitions(ctx context.Context, client *kafkago.Client, running map[int]bool) ([]int, map[int]int64, error) {
-	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{Topic}})
+	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{contract.TopicUserEvents}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,14 +104,14 @@ func (f *Follower) partitions(ctx context.Context, client *kafkago.Client, runni
 	if len(fresh) == 0 {
 		return nil, nil, nil
 	}
-	resp, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{Topic: ask}})
+	resp, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{contract.TopicUserEvents: ask}})
 	if err != nil {
 		return nil, nil, err
 	}
 	ends := map[int]int64{}
-	for _, p := range resp.Topics[Topic] {
+	for _, p := range resp.Topics[contract.TopicUserEvents] {
 		if p.Error != nil {
-			return nil, nil, fmt.Errorf("end of %s/%d: %w", Topic, p.Partition, p.Error)
+			return nil, nil, fmt.Errorf("end of %s/%d: %w", contract.TopicUserEvents, p.Partition, p.Error)
 		}
 		ends[p.Partition] = p.LastOffset
 	}
@@ -132,7 +134,7 @@ func (f *Follower) read(ctx context.Context, partition int, end int64, reached f
 	if end <= 0 {
 		done()
 	}
-	reader := kafkago.NewReader(kafkago.ReaderConfig{Brokers: f.Brokers, Topic: Topic, Partition: partition,
+	reader := kafkago.NewReader(kafkago.ReaderConfig{Brokers: f.Brokers, Topic: contract.TopicUserEvents, Partition: partition,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
 	defer reader.Close()
 	if err := reader.SetOffset(kafkago.FirstOffset); err != nil {
@@ -154,7 +156,7 @@ func (f *Follower) read(ctx context.Context, partition int, end int64, reached f
 			continue
 		}
 		var e event
-		var c Change
+		var c contract.UserChange
 		if err := json.Unmarshal(m.Value, &e); err != nil || json.Unmarshal(e.Data, &c) != nil {
 			f.Log.Warn("skipping a revocation event that does not decode", "partition", partition, "offset", m.Offset)
 		} else {

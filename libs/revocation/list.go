@@ -1,6 +1,6 @@
 // Package revocation carries auth-service's user changes to every service that verifies tokens, so
 // that a token loses what its user lost within a second instead of at its expiry: auth-service
-// publishes each change through its outbox to Topic, every verifier follows the topic from its
+// publishes each change through its outbox to contract.TopicUserEvents, every verifier follows the topic from its
 // beginning into a List, and authn.Verifier consults the List on every request.
 package revocation
 
@@ -9,29 +9,8 @@ import (
 	"time"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 )
-
-// Topic is where auth-service publishes user changes, keyed by user id.
-const Topic = "limen.user.events"
-
-// The event types on Topic. Each carries a Change.
-const (
-	// TypeUserChanged: the user's role or approval changed; tokens below TokenVersion are revoked.
-	TypeUserChanged = "limen.user.changed"
-	// TypeUserDeleted: the user is gone; every token of the user is revoked.
-	TypeUserDeleted = "limen.user.deleted"
-	// TypeSessionEnded: the user logged out of one session; that session's tokens are revoked.
-	TypeSessionEnded = "limen.session.ended"
-)
-
-// Change is the data of an event on Topic.
-type Change struct {
-	UserID       int64  `json:"user_id"`
-	TokenVersion int64  `json:"token_version"`
-	SessionID    string `json:"session_id,omitempty"`
-	// DeleteVMs is set on a deletion the admin asked to take the user's VMs along.
-	DeleteVMs bool `json:"delete_vms,omitempty"`
-}
 
 // endedSessionMemory is how long an ended session is remembered: longer than any access token lives.
 const endedSessionMemory = 48 * time.Hour
@@ -77,14 +56,14 @@ func (l *List) Subscribe(fn func(userID int64)) {
 }
 
 // Apply records one event. Versions only rise, so an event read twice or late changes nothing.
-func (l *List) Apply(eventType string, c Change, now time.Time) {
+func (l *List) Apply(eventType string, c contract.UserChange, now time.Time) {
 	l.mu.Lock()
 	switch eventType {
-	case TypeUserChanged:
+	case contract.TypeUserChanged:
 		l.minVersion[c.UserID] = max(l.minVersion[c.UserID], c.TokenVersion)
-	case TypeUserDeleted:
+	case contract.TypeUserDeleted:
 		l.deleted[c.UserID] = true
-	case TypeSessionEnded:
+	case contract.TypeSessionEnded:
 		l.ended[c.SessionID] = now
 		for id, at := range l.ended {
 			if now.Sub(at) > endedSessionMemory {

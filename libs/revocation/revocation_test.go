@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/revocation"
 )
 
@@ -28,31 +29,31 @@ func TestList_VersionsDeletionsAndSessions(t *testing.T) {
 	if l.Revoked(claims(1, 0, "s1")) {
 		t.Fatal("an empty list revokes")
 	}
-	l.Apply(revocation.TypeUserChanged, revocation.Change{UserID: 1, TokenVersion: 3}, now)
-	l.Apply(revocation.TypeUserChanged, revocation.Change{UserID: 1, TokenVersion: 2}, now) // late: ignored
+	l.Apply(contract.TypeUserChanged, contract.UserChange{UserID: 1, TokenVersion: 3}, now)
+	l.Apply(contract.TypeUserChanged, contract.UserChange{UserID: 1, TokenVersion: 2}, now) // late: ignored
 	if !l.Revoked(claims(1, 2, "")) || l.Revoked(claims(1, 3, "")) || l.Revoked(claims(2, 0, "")) {
 		t.Fatal("versions below the newest are not (only) the revoked ones")
 	}
-	l.Apply(revocation.TypeSessionEnded, revocation.Change{UserID: 1, SessionID: "s1"}, now)
+	l.Apply(contract.TypeSessionEnded, contract.UserChange{UserID: 1, SessionID: "s1"}, now)
 	if !l.Revoked(claims(1, 3, "s1")) || l.Revoked(claims(1, 3, "s2")) {
 		t.Fatal("an ended session's tokens are not (only) the revoked ones")
 	}
-	l.Apply(revocation.TypeUserDeleted, revocation.Change{UserID: 2}, now)
+	l.Apply(contract.TypeUserDeleted, contract.UserChange{UserID: 2}, now)
 	if !l.Revoked(claims(2, 99, "")) {
 		t.Fatal("a deleted user's token is not revoked")
 	}
-	l.Apply("limen.user.unknown", revocation.Change{UserID: 7}, now)
+	l.Apply("limen.user.unknown", contract.UserChange{UserID: 7}, now)
 	if want := []int64{1, 1, 1, 2}; len(notified) != len(want) {
 		t.Fatalf("subscribers told %v, want %v", notified, want)
 	}
 }
 
-func publish(t *testing.T, cl *kgo.Client, eventType string, c revocation.Change) {
+func publish(t *testing.T, cl *kgo.Client, eventType string, c contract.UserChange) {
 	t.Helper()
 	data, _ := json.Marshal(c)
 	value, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": strconv.FormatInt(time.Now().UnixNano(), 10),
 		"source": "auth-service", "type": eventType, "time": time.Now().UTC(), "data": json.RawMessage(data)})
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: revocation.Topic, Key: []byte(strconv.FormatInt(c.UserID, 10)), Value: value}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: contract.TopicUserEvents, Key: []byte(strconv.FormatInt(c.UserID, 10)), Value: value}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -60,7 +61,7 @@ func publish(t *testing.T, cl *kgo.Client, eventType string, c revocation.Change
 // A follower that starts late still learns every earlier change before it says it caught up, and
 // applies new ones as they come.
 func TestFollower_ReadsFromTheBeginningThenFollows(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, revocation.Topic))
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, contract.TopicUserEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestFollower_ReadsFromTheBeginningThenFollows(t *testing.T) {
 	}
 	defer producer.Close()
 	for user := int64(1); user <= 20; user++ {
-		publish(t, producer, revocation.TypeUserDeleted, revocation.Change{UserID: user})
+		publish(t, producer, contract.TypeUserDeleted, contract.UserChange{UserID: user})
 	}
 
 	list := revocation.NewList()
@@ -98,7 +99,7 @@ func TestFollower_ReadsFromTheBeginningThenFollows(t *testing.T) {
 		}
 	})
 	sent := time.Now()
-	publish(t, producer, revocation.TypeUserChanged, revocation.Change{UserID: 42, TokenVersion: 1})
+	publish(t, producer, contract.TypeUserChanged, contract.UserChange{UserID: 42, TokenVersion: 1})
 	select {
 	case <-applied:
 		t.Logf("a change reached the list %s after it was published", time.Since(sent))

@@ -26,8 +26,9 @@ var validate = func() *validator.Validate {
 	return v
 }()
 
-// DecodeJSON reads the request body into dst and checks its `validate` tags. Unknown fields are ignored
-// (CONTRACT); everything else wrong is a 400 that names the field, or 415 for a non-JSON content type.
+// DecodeJSON reads the request body into dst and checks its `validate` tags. Unknown fields are ignored,
+// so clients may send more than a route reads; everything else wrong is a 400 that names the field, or
+// 415 for a non-JSON content type.
 func DecodeJSON(c *fiber.Ctx, dst any) error {
 	if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
 		return NewError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+
+	"limen/libs/failure"
 )
 
 // Error is the contract's error body: {"code": <status>, "message": "...", "error": "<detail>"}.
@@ -33,16 +37,53 @@ func NewError(code int, message string) *Error { return &Error{Code: code, Messa
 // Unauthorized is the contract's body for a missing or bad token.
 func Unauthorized() *Error { return NewError(http.StatusUnauthorized, "Authentication required") }
 
-// ErrorHandler renders any error a handler returns as the contract's body. An error meaning that a
+// statusOf is the HTTP status of each failure kind. A kind missing here (one added to the vocabulary and
+// forgotten) answers 500 with the generic message, never its own text.
+var statusOf = map[failure.Kind]int{
+	failure.Invalid:         http.StatusBadRequest,
+	failure.Unauthenticated: http.StatusUnauthorized,
+	failure.Forbidden:       http.StatusForbidden,
+	failure.NotFound:        http.StatusNotFound,
+	failure.Conflict:        http.StatusConflict,
+	failure.Busy:            http.StatusConflict,
+	failure.Quota:           http.StatusForbidden,
+	failure.TooLarge:        http.StatusRequestEntityTooLarge,
+	failure.TooManyRequests: http.StatusTooManyRequests,
+	failure.Unavailable:     http.StatusServiceUnavailable,
+}
+
+// messageInternal is all a client learns of an error that is not its own.
+const messageInternal = "Internal server error"
+
+// toHTTP is the one place where a failure becomes an HTTP answer: its kind's status and its message,
+// with Retry-After when the failure says when to retry. ok is false for errors of no known kind.
+func toHTTP(c *fiber.Ctx, err error) (body *Error, ok bool) {
+	f, isFailure := failure.As(err)
+	if !isFailure {
+		return nil, false
+	}
+	status, known := statusOf[f.Kind]
+	if !known {
+		return nil, false
+	}
+	if f.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+	}
+	return NewError(status, f.Message), true
+}
+
+// ErrorHandler renders any error a handler returns as the contract's body: a failure (libs/failure) by
+// its kind (toHTTP), an *Error or *fiber.Error as it says. An error meaning that a
 // dependency (the database) is out of reach or too slow right now (Unavailable) is a 503
 // MessageUnavailable; other errors that are not *Error or *fiber.Error are logged and hidden behind a
 // 500, so internals never reach a client. Every 503 carries Retry-After (1 s unless the handler set
 // one).
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		var body *Error
+		body, ok := toHTTP(c, err)
 		var fe *fiber.Error
 		switch {
+		case ok:
 		case errors.As(err, &body):
 		case errors.As(err, &fe):
 			body = fromFiber(fe)
@@ -51,7 +92,7 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 			body = NewError(http.StatusServiceUnavailable, MessageUnavailable)
 		default:
 			log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
-			body = NewError(http.StatusInternalServerError, "Internal server error")
+			body = NewError(http.StatusInternalServerError, messageInternal)
 		}
 		if body.Code == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 			c.Set(fiber.HeaderRetryAfter, RetryAfterUnavailable)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,9 +12,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"limen/libs/failure"
 	"limen/libs/web"
 )
 
@@ -145,4 +148,44 @@ func TestReadyz_ReportsEachDependency(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestFailuresAnswerTheirKindsStatus(t *testing.T) {
+	app := fiber.New(fiber.Config{ErrorHandler: web.ErrorHandler(slog.New(slog.DiscardHandler))})
+	failures := map[string]error{
+		"/invalid":   failure.InvalidField("name", "Name is required"),
+		"/busy":      fmt.Errorf("wrapped: %w", failure.New(failure.Busy, "VM is busy: stop in progress")),
+		"/quota":     failure.New(failure.Quota, "Quota exceeded: vms 11/10"),
+		"/throttled": failure.Retry(failure.TooManyRequests, "Too many failed login attempts, try again later", 1500*time.Millisecond),
+		"/unmapped":  failure.New(failure.Kind(999), "secret internals"),
+	}
+	for path, err := range failures {
+		app.Get(path, func(*fiber.Ctx) error { return err })
+	}
+	for path, want := range map[string]struct {
+		status     int
+		message    string
+		retryAfter string
+	}{
+		"/invalid":   {400, "Name is required", ""},
+		"/busy":      {409, "VM is busy: stop in progress", ""},
+		"/quota":     {403, "Quota exceeded: vms 11/10", ""},
+		"/throttled": {429, "Too many failed login attempts, try again later", "2"},
+		"/unmapped":  {500, "Internal server error", ""},
+	} {
+		resp, err := app.Test(httptest.NewRequest(http.MethodGet, path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body web.Error
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != want.status || body.Code != want.status || body.Message != want.message {
+			t.Errorf("%s: %d %+v, want %d %q", path, resp.StatusCode, body, want.status, want.message)
+		}
+		if got := resp.Header.Get(fiber.HeaderRetryAfter); got != want.retryAfter {
+			t.Errorf("%s: Retry-After %q, want %q", path, got, want.retryAfter)
+		}
+	}
 }

@@ -6,23 +6,29 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// ApproveUser approves or suspends an account; suspending ends its logins.
+// ApproveUser approves (Approved) or suspends the account ID.
 type ApproveUser struct {
+	ID       int64
+	Approved bool
+}
+
+// ApproveUserHandler approves or suspends an account; suspending ends its logins.
+type ApproveUserHandler struct {
 	Users  Users
 	Tokens RefreshTokens
 	Now    Clock
 }
 
-func (c ApproveUser) Handle(ctx context.Context, id int64, approved bool) (*domain.User, error) {
-	now := c.Now()
-	u, err := c.Users.Update(ctx, id, func(u *domain.User, admins domain.Admins) error {
-		return u.SetApproved(approved, admins, now)
+func (h ApproveUserHandler) Handle(ctx context.Context, cmd ApproveUser) (*domain.User, error) {
+	now := h.Now()
+	u, err := h.Users.Update(ctx, cmd.ID, func(u *domain.User, admins domain.Admins) error {
+		return u.SetApproved(cmd.Approved, admins, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if !approved {
-		if err := c.Tokens.RevokeUser(ctx, id, now); err != nil {
+	if !cmd.Approved {
+		if err := h.Tokens.RevokeUser(ctx, cmd.ID, now); err != nil {
 			return nil, err
 		}
 	}

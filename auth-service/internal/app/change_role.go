@@ -6,19 +6,25 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// ChangeRole makes an account an admin or a plain user.
+// ChangeRole gives the account ID the role Role ("admin" or "user").
 type ChangeRole struct {
+	ID   int64
+	Role string
+}
+
+// ChangeRoleHandler makes an account an admin or a plain user.
+type ChangeRoleHandler struct {
 	Users Users
 	Now   Clock
 }
 
-func (c ChangeRole) Handle(ctx context.Context, id int64, role string) (*domain.User, error) {
-	r, err := domain.ParseRole(role)
+func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (*domain.User, error) {
+	role, err := domain.ParseRole(cmd.Role)
 	if err != nil {
 		return nil, err
 	}
-	now := c.Now()
-	return c.Users.Update(ctx, id, func(u *domain.User, admins domain.Admins) error {
-		return u.SetRole(r, admins, now)
+	now := h.Now()
+	return h.Users.Update(ctx, cmd.ID, func(u *domain.User, admins domain.Admins) error {
+		return u.SetRole(role, admins, now)
 	})
 }

@@ -6,9 +6,17 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// DeleteUser removes an account (its refresh tokens go with it), never oneself or the last admin,
-// and not one that owns VMs unless withVMs: then vm-service deletes them when it reads the deletion.
+// DeleteUser is Caller deleting the account ID, and its VMs with it when WithVMs.
 type DeleteUser struct {
+	Caller  Caller
+	ID      int64
+	WithVMs bool
+}
+
+// DeleteUserHandler removes an account (its refresh tokens go with it), never oneself or the last
+// admin, and not one that owns VMs unless WithVMs: then vm-service deletes them when it reads the
+// deletion.
+type DeleteUserHandler struct {
 	Users Users
 	VMs   OwnedVMs
 }
@@ -19,9 +27,9 @@ type OwnedVMs interface {
 	CountOwnedBy(ctx context.Context, userID int64) (int, error)
 }
 
-func (c DeleteUser) Handle(ctx context.Context, caller Caller, id int64, withVMs bool) error {
-	if !withVMs && c.VMs != nil {
-		n, err := c.VMs.CountOwnedBy(ctx, id)
+func (h DeleteUserHandler) Handle(ctx context.Context, cmd DeleteUser) error {
+	if !cmd.WithVMs && h.VMs != nil {
+		n, err := h.VMs.CountOwnedBy(ctx, cmd.ID)
 		if err != nil {
 			return err
 		}
@@ -29,7 +37,7 @@ func (c DeleteUser) Handle(ctx context.Context, caller Caller, id int64, withVMs
 			return domain.OwnsVMs(n)
 		}
 	}
-	return c.Users.Delete(ctx, id, withVMs, func(u *domain.User, admins domain.Admins) error {
-		return u.CheckDeletableBy(caller.UserID, admins)
+	return h.Users.Delete(ctx, cmd.ID, cmd.WithVMs, func(u *domain.User, admins domain.Admins) error {
+		return u.CheckDeletableBy(cmd.Caller.UserID, admins)
 	})
 }

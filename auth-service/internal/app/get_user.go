@@ -6,11 +6,16 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// GetUser shows one account to an admin.
+// GetUser asks for the account ID.
 type GetUser struct {
+	ID int64
+}
+
+// GetUserHandler shows one account to an admin.
+type GetUserHandler struct {
 	Users Users
 }
 
-func (q GetUser) Handle(ctx context.Context, id int64) (*domain.User, error) {
-	return q.Users.ByID(ctx, id)
+func (h GetUserHandler) Handle(ctx context.Context, q GetUser) (*domain.User, error) {
+	return h.Users.ByID(ctx, q.ID)
 }

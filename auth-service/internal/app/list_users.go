@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/failure"
 )
 
 // Paging limits of the user list.
@@ -12,8 +13,14 @@ const (
 	MaxPageSize     = 200
 )
 
-// ListUsers pages through accounts for an admin.
+// ListUsers asks for one page of accounts: Limit of them from Offset on.
 type ListUsers struct {
+	Limit  int
+	Offset int
+}
+
+// ListUsersHandler pages through accounts for an admin.
+type ListUsersHandler struct {
 	Users Users
 }
 
@@ -25,16 +32,16 @@ type UserPage struct {
 	Offset int
 }
 
-func (q ListUsers) Handle(ctx context.Context, limit, offset int) (UserPage, error) {
-	if limit < 1 || limit > MaxPageSize {
-		return UserPage{}, domain.Invalid("Query parameter 'limit' must be between 1 and 200")
+func (h ListUsersHandler) Handle(ctx context.Context, q ListUsers) (UserPage, error) {
+	if q.Limit < 1 || q.Limit > MaxPageSize {
+		return UserPage{}, failure.InvalidField("limit", "Query parameter 'limit' must be between 1 and 200")
 	}
-	if offset < 0 {
-		return UserPage{}, domain.Invalid("Query parameter 'offset' must be 0 or more")
+	if q.Offset < 0 {
+		return UserPage{}, failure.InvalidField("offset", "Query parameter 'offset' must be 0 or more")
 	}
-	users, total, err := q.Users.List(ctx, limit, offset)
+	users, total, err := h.Users.List(ctx, q.Limit, q.Offset)
 	if err != nil {
 		return UserPage{}, err
 	}
-	return UserPage{Users: users, Total: total, Limit: limit, Offset: offset}, nil
+	return UserPage{Users: users, Total: total, Limit: q.Limit, Offset: q.Offset}, nil
 }

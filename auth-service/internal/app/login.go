@@ -58,8 +58,16 @@ func accountKey(username string) string {
 	return name
 }
 
-// Login checks credentials and opens a session.
+// Login asks for a session of the account named Username; ClientIP is the address failures are
+// counted by.
 type Login struct {
+	Username string
+	Password string
+	ClientIP string
+}
+
+// LoginHandler checks credentials and opens a session.
+type LoginHandler struct {
 	Users    Users
 	Hasher   PasswordHasher
 	Throttle Throttle
@@ -70,21 +78,21 @@ type Login struct {
 	Now       Clock
 }
 
-// NewLogin prepares the dummy hash once.
-func NewLogin(ctx context.Context, users Users, hasher PasswordHasher, throttle Throttle, policy LoginPolicy,
-	access AccessTokens, refresh RefreshTokens, refreshTTL time.Duration, now Clock) (*Login, error) {
+// NewLoginHandler prepares the dummy hash once.
+func NewLoginHandler(ctx context.Context, users Users, hasher PasswordHasher, throttle Throttle, policy LoginPolicy,
+	access AccessTokens, refresh RefreshTokens, refreshTTL time.Duration, now Clock) (LoginHandler, error) {
 	dummy, err := hasher.Hash(ctx, "limen-dummy-password-for-timing")
 	if err != nil {
-		return nil, err
+		return LoginHandler{}, err
 	}
-	return &Login{Users: users, Hasher: hasher, Throttle: throttle, Policy: policy, dummyHash: dummy, Now: now,
+	return LoginHandler{Users: users, Hasher: hasher, Throttle: throttle, Policy: policy, dummyHash: dummy, Now: now,
 		sessions: sessionIssuer{access: access, refresh: refresh, refreshTTL: refreshTTL}}, nil
 }
 
-func (l *Login) Handle(ctx context.Context, username, password, clientIP string) (*domain.Session, error) {
-	now := l.Now()
-	limits := l.Policy.limits(username, clientIP)
-	reserved, locked, err := l.Throttle.Reserve(ctx, limits, l.Policy.Window, now)
+func (h LoginHandler) Handle(ctx context.Context, cmd Login) (*domain.Session, error) {
+	now := h.Now()
+	limits := h.Policy.limits(cmd.Username, cmd.ClientIP)
+	reserved, locked, err := h.Throttle.Reserve(ctx, limits, h.Policy.Window, now)
 	if err != nil {
 		return nil, err
 	}
@@ -93,36 +101,36 @@ func (l *Login) Handle(ctx context.Context, username, password, clientIP string)
 	}
 	// Giving an attempt back must happen even when the caller has gone meanwhile.
 	release := context.WithoutCancel(ctx)
-	u, err := l.check(ctx, username, password)
+	u, err := h.check(ctx, cmd.Username, cmd.Password)
 	switch {
 	case errors.Is(err, domain.ErrInvalidCredentials):
 		return nil, err // counted as a failure: the reservation stays
 	case err != nil:
 		// No verdict (no hashing slot, the caller gone, the database): the attempt is given back.
-		_ = l.Throttle.Release(release, reserved, "")
+		_ = h.Throttle.Release(release, reserved, "")
 		return nil, err
 	}
-	if err := l.Throttle.Release(release, reserved, limits[0].Key); err != nil {
+	if err := h.Throttle.Release(release, reserved, limits[0].Key); err != nil {
 		return nil, err
 	}
 	if !u.Approved {
 		return nil, domain.ErrPendingApproval
 	}
-	return l.sessions.start(ctx, u, now)
+	return h.sessions.start(ctx, u, now)
 }
 
 // check verifies the password; an unknown username is verified against the dummy hash, so that it
 // costs as much as a wrong password and cannot be told apart by timing.
-func (l *Login) check(ctx context.Context, username, password string) (*domain.User, error) {
-	u, err := l.Users.ByUsername(ctx, username)
-	hash := l.dummyHash
+func (h LoginHandler) check(ctx context.Context, username, password string) (*domain.User, error) {
+	u, err := h.Users.ByUsername(ctx, username)
+	hash := h.dummyHash
 	switch {
 	case err == nil:
 		hash = u.PasswordHash
 	case !errors.Is(err, domain.ErrUserNotFound):
 		return nil, err
 	}
-	ok, err := l.Hasher.Verify(ctx, password, hash)
+	ok, err := h.Hasher.Verify(ctx, password, hash)
 	if err != nil {
 		return nil, err
 	}

@@ -7,12 +7,13 @@ import (
 
 	"limen/auth-service/internal/app"
 	"limen/auth-service/internal/domain"
+	"limen/libs/failure"
 )
 
 var clock = func() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
 
 type loginFixture struct {
-	login    *app.Login
+	login    app.LoginHandler
 	hasher   *plainHasher
 	throttle *fakeThrottle
 	tokens   *fakeTokens
@@ -22,7 +23,7 @@ type loginFixture struct {
 func newLogin(t *testing.T, users ...*domain.User) loginFixture {
 	t.Helper()
 	f := loginFixture{hasher: &plainHasher{}, throttle: newFakeThrottle(), tokens: newFakeTokens(), users: newFakeUsers(users...)}
-	login, err := app.NewLogin(context.Background(), f.users, f.hasher, f.throttle,
+	login, err := app.NewLoginHandler(context.Background(), f.users, f.hasher, f.throttle,
 		app.LoginPolicy{MaxPerAccountAndIP: 2, MaxPerAccount: 4, MaxPerIP: 3, Window: time.Minute},
 		fakeAccess{}, f.tokens, time.Hour, clock)
 	if err != nil {
@@ -38,7 +39,7 @@ func approvedUser(name, password string) *domain.User {
 
 func TestLogin_ValidCredentials_OpenASession(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
-	s, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	s, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"})
 	if err != nil || s.AccessToken != "access-for-ada" || s.RefreshToken == "" || len(f.tokens.saved) != 1 {
 		t.Fatalf("%+v %v", s, err)
 	}
@@ -47,7 +48,7 @@ func TestLogin_ValidCredentials_OpenASession(t *testing.T) {
 func TestLogin_UnknownUser_CostsAPasswordCheck(t *testing.T) {
 	f := newLogin(t)
 	before := f.hasher.verified
-	if _, err := f.login.Handle(context.Background(), "nobody", "password1", "10.0.0.1"); err != domain.ErrInvalidCredentials {
+	if _, err := f.login.Handle(context.Background(), app.Login{Username: "nobody", Password: "password1", ClientIP: "10.0.0.1"}); err != domain.ErrInvalidCredentials {
 		t.Fatalf("got %v", err)
 	}
 	if f.hasher.verified != before+1 {
@@ -57,10 +58,10 @@ func TestLogin_UnknownUser_CostsAPasswordCheck(t *testing.T) {
 
 func TestLogin_UnapprovedUser_IsForbiddenOnlyWithTheRightPassword(t *testing.T) {
 	f := newLogin(t, domain.NewUser("ada", "hash:password1", false, clock()))
-	if _, err := f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1"); err != domain.ErrInvalidCredentials {
+	if _, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.0.1"}); err != domain.ErrInvalidCredentials {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != domain.ErrPendingApproval {
+	if _, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"}); err != domain.ErrPendingApproval {
 		t.Fatalf("right password: %v", err)
 	}
 }
@@ -68,14 +69,14 @@ func TestLogin_UnapprovedUser_IsForbiddenOnlyWithTheRightPassword(t *testing.T) 
 func TestLogin_RepeatedFailures_AreThrottledPerAccountAndAddress(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
 	for range 2 {
-		_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
+		_, _ = f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.0.1"})
 	}
-	_, err := f.login.Handle(context.Background(), "ADA", "password1", "10.0.0.1")
-	if domain.KindOf(err) != domain.KindTooManyRequests || err.(*domain.Error).RetryAfter <= 0 {
+	_, err := f.login.Handle(context.Background(), app.Login{Username: "ADA", Password: "password1", ClientIP: "10.0.0.1"})
+	if failure.KindOf(err) != failure.TooManyRequests || err.(*failure.Error).RetryAfter <= 0 {
 		t.Fatalf("got %v", err)
 	}
 	// The owner, elsewhere, is not locked out by whoever guessed from 10.0.0.1.
-	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.2"); err != nil {
+	if _, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.2"}); err != nil {
 		t.Fatalf("owner from another address: %v", err)
 	}
 }
@@ -83,18 +84,18 @@ func TestLogin_RepeatedFailures_AreThrottledPerAccountAndAddress(t *testing.T) {
 func TestLogin_FailuresFromManyAddresses_AreThrottledPerAccount(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
 	for i := range 4 {
-		_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.1."+string(rune('1'+i)))
+		_, _ = f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.1." + string(rune('1'+i))})
 	}
-	_, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.9")
-	if domain.KindOf(err) != domain.KindTooManyRequests {
+	_, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.9"})
+	if failure.KindOf(err) != failure.TooManyRequests {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestLogin_Success_ClearsTheAccountAndAddressCounter(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
-	_, _ = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1")
-	if _, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != nil {
+	_, _ = f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.0.1"})
+	if _, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.throttle.count("account-ip:ada|10.0.0.1"); n != 0 {
@@ -108,28 +109,28 @@ func TestLogin_Success_ClearsTheAccountAndAddressCounter(t *testing.T) {
 
 func TestRefresh_SpentTokenIsRefused(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
-	s, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	s, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	refresh := app.NewRefresh(f.users, fakeAccess{}, f.tokens, time.Hour, 0, clock)
+	refresh := app.NewRefreshHandler(f.users, fakeAccess{}, f.tokens, time.Hour, 0, clock)
 	tab := app.Client{IP: "10.0.0.1", UserAgent: "browser"}
-	next, err := refresh.Handle(context.Background(), s.RefreshToken, tab)
+	next, err := refresh.Handle(context.Background(), app.Refresh{RefreshToken: s.RefreshToken, Client: tab})
 	if err != nil || next.RefreshToken == s.RefreshToken {
 		t.Fatalf("rotation: %+v %v", next, err)
 	}
-	if _, err := refresh.Handle(context.Background(), s.RefreshToken, tab); err != domain.ErrInvalidRefreshToken {
+	if _, err := refresh.Handle(context.Background(), app.Refresh{RefreshToken: s.RefreshToken, Client: tab}); err != domain.ErrInvalidRefreshToken {
 		t.Fatalf("reuse: %v", err)
 	}
 }
 
 func TestRegister_ValidatesBeforeHashing(t *testing.T) {
 	h := &plainHasher{}
-	r := app.Register{Users: newFakeUsers(), Hasher: h, Throttle: newFakeThrottle(), Policy: app.RegisterPolicy{MaxPerIP: 10, Window: time.Hour}, Now: clock}
-	if _, err := r.Handle(context.Background(), "ab", "password1", "10.0.0.1"); domain.KindOf(err) != domain.KindInvalid {
+	r := app.RegisterHandler{Users: newFakeUsers(), Hasher: h, Throttle: newFakeThrottle(), Policy: app.RegisterPolicy{MaxPerIP: 10, Window: time.Hour}, Now: clock}
+	if _, err := r.Handle(context.Background(), app.Register{Username: "ab", Password: "password1", ClientIP: "10.0.0.1"}); failure.KindOf(err) != failure.Invalid {
 		t.Fatalf("got %v", err)
 	}
-	u, err := r.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	u, err := r.Handle(context.Background(), app.Register{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"})
 	if err != nil || u.Approved || u.Role != domain.RoleUser {
 		t.Fatalf("%+v %v", u, err)
 	}

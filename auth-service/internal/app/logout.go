@@ -4,16 +4,21 @@ import (
 	"context"
 )
 
-// Logout revokes the login a refresh token belongs to. An unknown token is not an error: the
-// caller is logged out either way.
+// Logout asks to end the login RefreshToken belongs to.
 type Logout struct {
+	RefreshToken string
+}
+
+// LogoutHandler revokes the login a refresh token belongs to. An unknown token is not an error: the
+// caller is logged out either way.
+type LogoutHandler struct {
 	Tokens RefreshTokens
 	Now    Clock
 }
 
-func (l Logout) Handle(ctx context.Context, refreshToken string) error {
-	if refreshToken == "" {
+func (h LogoutHandler) Handle(ctx context.Context, cmd Logout) error {
+	if cmd.RefreshToken == "" {
 		return nil
 	}
-	return l.Tokens.RevokeFamilyOf(ctx, HashRefreshToken(refreshToken), l.Now())
+	return h.Tokens.RevokeFamilyOf(ctx, HashRefreshToken(cmd.RefreshToken), h.Now())
 }

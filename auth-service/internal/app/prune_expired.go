@@ -12,8 +12,17 @@ type Expiring interface {
 	PruneExpired(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
-// PruneExpired keeps refresh tokens and throttle counters from growing forever.
-type PruneExpired struct {
+// PruneExpired asks to delete what stopped mattering by now.
+type PruneExpired struct{}
+
+// Pruned is how many rows PruneExpiredHandler deleted.
+type Pruned struct {
+	RefreshTokens int64
+	Counters      int64
+}
+
+// PruneExpiredHandler keeps refresh tokens and throttle counters from growing forever.
+type PruneExpiredHandler struct {
 	Tokens   Expiring
 	Counters Expiring
 	// LongestWindow is the longest throttle window (login lockout, registration window).
@@ -21,9 +30,9 @@ type PruneExpired struct {
 	Now           Clock
 }
 
-func (uc PruneExpired) Handle(ctx context.Context) (tokens, counters int64, err error) {
-	now := uc.Now()
-	tokens, tokensErr := uc.Tokens.PruneExpired(ctx, now)
-	counters, countersErr := uc.Counters.PruneExpired(ctx, now.Add(-uc.LongestWindow))
-	return tokens, counters, errors.Join(tokensErr, countersErr)
+func (h PruneExpiredHandler) Handle(ctx context.Context, _ PruneExpired) (Pruned, error) {
+	now := h.Now()
+	tokens, tokensErr := h.Tokens.PruneExpired(ctx, now)
+	counters, countersErr := h.Counters.PruneExpired(ctx, now.Add(-h.LongestWindow))
+	return Pruned{RefreshTokens: tokens, Counters: counters}, errors.Join(tokensErr, countersErr)
 }

@@ -7,8 +7,14 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// Refresh spends a refresh token for a new pair; a spent token presented again revokes its login,
-// unless the client that spent it presents it again within Grace (LIMEN_REFRESH_REUSE_GRACE).
+// Refresh asks for a new pair for RefreshToken, presented by Client.
+type Refresh struct {
+	RefreshToken string
+	Client       Client
+}
+
+// RefreshHandler spends a refresh token for a new pair; a spent token presented again revokes its
+// login, unless the client that spent it presents it again within Grace (LIMEN_REFRESH_REUSE_GRACE).
 //
 // Two tabs of one browser refreshing at once present the same token, and without a grace the slower
 // one ends the login. Within the grace, the client that rotated the token (same address and
@@ -19,7 +25,7 @@ import (
 // sibling keeps nothing secret and ends with its family (logout, suspension, theft) like any other
 // token. Reuse after the grace, or by any other client, is still taken for theft: the family is
 // revoked and the answer is 401.
-type Refresh struct {
+type RefreshHandler struct {
 	Users    Users
 	sessions sessionIssuer
 	Grace    time.Duration
@@ -32,32 +38,34 @@ type Client struct {
 	UserAgent string
 }
 
-func NewRefresh(users Users, access AccessTokens, refresh RefreshTokens, refreshTTL, grace time.Duration, now Clock) *Refresh {
-	return &Refresh{Users: users, Grace: grace, Now: now, sessions: sessionIssuer{access: access, refresh: refresh, refreshTTL: refreshTTL}}
+// NewRefreshHandler issues sessions with access, saving their refresh tokens, which last refreshTTL, in
+// refresh.
+func NewRefreshHandler(users Users, access AccessTokens, refresh RefreshTokens, refreshTTL, grace time.Duration, now Clock) RefreshHandler {
+	return RefreshHandler{Users: users, Grace: grace, Now: now, sessions: sessionIssuer{access: access, refresh: refresh, refreshTTL: refreshTTL}}
 }
 
-func (r *Refresh) Handle(ctx context.Context, refreshToken string, client Client) (*domain.Session, error) {
-	if refreshToken == "" {
+func (h RefreshHandler) Handle(ctx context.Context, cmd Refresh) (*domain.Session, error) {
+	if cmd.RefreshToken == "" {
 		return nil, domain.ErrInvalidRefreshToken
 	}
-	now := r.Now()
+	now := h.Now()
 	token, hash := newRefreshToken()
-	fingerprint := domain.ClientFingerprint(client.IP, client.UserAgent)
-	spent, err := r.sessions.refresh.Rotate(ctx, Rotation{
-		Presented: HashRefreshToken(refreshToken), Client: fingerprint, Now: now,
-		Reusable: func(spent domain.RefreshToken) bool { return spent.ReusableBy(fingerprint, now, r.Grace) },
+	fingerprint := domain.ClientFingerprint(cmd.Client.IP, cmd.Client.UserAgent)
+	spent, err := h.sessions.refresh.Rotate(ctx, Rotation{
+		Presented: HashRefreshToken(cmd.RefreshToken), Client: fingerprint, Now: now,
+		Reusable: func(spent domain.RefreshToken) bool { return spent.ReusableBy(fingerprint, now, h.Grace) },
 		Next: func(spent domain.RefreshToken) domain.RefreshToken {
-			return domain.RefreshToken{Hash: hash, FamilyID: spent.FamilyID, UserID: spent.UserID, ExpiresAt: now.Add(r.sessions.refreshTTL)}
+			return domain.RefreshToken{Hash: hash, FamilyID: spent.FamilyID, UserID: spent.UserID, ExpiresAt: now.Add(h.sessions.refreshTTL)}
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Users.ByID(ctx, spent.UserID)
+	u, err := h.Users.ByID(ctx, spent.UserID)
 	if err != nil || !u.Approved {
 		// The account went away or was suspended since the login: end this login too.
-		_ = r.sessions.refresh.RevokeFamilyOf(ctx, hash, now)
+		_ = h.sessions.refresh.RevokeFamilyOf(ctx, hash, now)
 		return nil, domain.ErrInvalidRefreshToken
 	}
-	return r.sessions.session(u, spent.FamilyID, token, now.Add(r.sessions.refreshTTL), now)
+	return h.sessions.session(u, spent.FamilyID, token, now.Add(h.sessions.refreshTTL), now)
 }

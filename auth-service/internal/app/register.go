@@ -15,8 +15,15 @@ type RegisterPolicy struct {
 	Window   time.Duration
 }
 
-// Register creates an account, approved only when the service auto-approves.
+// Register asks for an account; ClientIP is the address registrations are counted by.
 type Register struct {
+	Username string
+	Password string
+	ClientIP string
+}
+
+// RegisterHandler creates an account, approved only when the service auto-approves.
+type RegisterHandler struct {
 	Users       Users
 	Hasher      PasswordHasher
 	Throttle    Throttle
@@ -30,29 +37,29 @@ type Register struct {
 // and hashes at most MaxPerIP passwords per window. An attempt that ends with an account or with
 // "Username already exists" stays counted; one that got no answer (no hashing slot, the caller gone)
 // is given back.
-func (r Register) Handle(ctx context.Context, username, password, clientIP string) (*domain.User, error) {
-	if err := domain.ValidateUsername(username); err != nil {
+func (h RegisterHandler) Handle(ctx context.Context, cmd Register) (*domain.User, error) {
+	if err := domain.ValidateUsername(cmd.Username); err != nil {
 		return nil, err
 	}
-	if err := domain.ValidatePassword(password); err != nil {
+	if err := domain.ValidatePassword(cmd.Password); err != nil {
 		return nil, err
 	}
-	reserved, locked, err := r.Throttle.Reserve(ctx, []Limit{{Key: "register-ip:" + clientIP, Max: r.Policy.MaxPerIP}}, r.Policy.Window, r.Now())
+	reserved, locked, err := h.Throttle.Reserve(ctx, []Limit{{Key: "register-ip:" + cmd.ClientIP, Max: h.Policy.MaxPerIP}}, h.Policy.Window, h.Now())
 	if err != nil {
 		return nil, err
 	}
 	if locked > 0 {
 		return nil, domain.TooManyRegistrations(locked)
 	}
-	u, err := r.create(ctx, username, password)
+	u, err := h.create(ctx, cmd.Username, cmd.Password)
 	if err != nil && !errors.Is(err, domain.ErrUsernameTaken) {
-		_ = r.Throttle.Release(context.WithoutCancel(ctx), reserved, "")
+		_ = h.Throttle.Release(context.WithoutCancel(ctx), reserved, "")
 	}
 	return u, err
 }
 
-func (r Register) create(ctx context.Context, username, password string) (*domain.User, error) {
-	hash, err := r.Hasher.Hash(ctx, password)
+func (h RegisterHandler) create(ctx context.Context, username, password string) (*domain.User, error) {
+	hash, err := h.Hasher.Hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +68,8 @@ func (r Register) create(ctx context.Context, username, password string) (*domai
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	u := domain.NewUser(username, hash, r.AutoApprove, r.Now())
-	if err := r.Users.Create(ctx, u); err != nil {
+	u := domain.NewUser(username, hash, h.AutoApprove, h.Now())
+	if err := h.Users.Create(ctx, u); err != nil {
 		return nil, err
 	}
 	return u, nil

@@ -9,6 +9,7 @@ import (
 
 	"limen/auth-service/internal/app"
 	"limen/auth-service/internal/domain"
+	"limen/libs/failure"
 )
 
 func TestLogin_ParallelWrongPasswords_GetNoMoreVerdictsThanTheLimit(t *testing.T) {
@@ -16,7 +17,9 @@ func TestLogin_ParallelWrongPasswords_GetNoMoreVerdictsThanTheLimit(t *testing.T
 	errs := make([]error, 60)
 	var wg sync.WaitGroup
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1") })
+		wg.Go(func() {
+			_, errs[i] = f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.0.1"})
+		})
 	}
 	wg.Wait()
 	denied, throttled := 0, 0
@@ -24,7 +27,7 @@ func TestLogin_ParallelWrongPasswords_GetNoMoreVerdictsThanTheLimit(t *testing.T
 		switch {
 		case err == domain.ErrInvalidCredentials:
 			denied++
-		case domain.KindOf(err) == domain.KindTooManyRequests:
+		case failure.KindOf(err) == failure.TooManyRequests:
 			throttled++
 		default:
 			t.Fatalf("unexpected %v", err)
@@ -47,7 +50,7 @@ func TestLogin_WithoutAVerdict_TheAttemptIsGivenBack(t *testing.T) {
 	f := newLogin(t, approvedUser("ada", "password1"))
 	f.login.Hasher = failingHasher{domain.ErrBusy}
 	for range 5 {
-		if _, err := f.login.Handle(context.Background(), "ada", "wrong", "10.0.0.1"); err != domain.ErrBusy {
+		if _, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "wrong", ClientIP: "10.0.0.1"}); err != domain.ErrBusy {
 			t.Fatalf("got %v", err)
 		}
 	}
@@ -58,8 +61,8 @@ func TestLogin_WithoutAVerdict_TheAttemptIsGivenBack(t *testing.T) {
 	}
 }
 
-func newRegister(users *fakeUsers, hasher app.PasswordHasher) app.Register {
-	return app.Register{Users: users, Hasher: hasher, Throttle: newFakeThrottle(),
+func newRegister(users *fakeUsers, hasher app.PasswordHasher) app.RegisterHandler {
+	return app.RegisterHandler{Users: users, Hasher: hasher, Throttle: newFakeThrottle(),
 		Policy: app.RegisterPolicy{MaxPerIP: 2, Window: time.Hour}, Now: clock}
 }
 
@@ -67,17 +70,17 @@ func TestRegister_IsLimitedPerAddress(t *testing.T) {
 	users := newFakeUsers()
 	r := newRegister(users, &plainHasher{})
 	// Refused input costs nothing and is not counted.
-	if _, err := r.Handle(context.Background(), "x", "password1", "10.0.0.1"); domain.KindOf(err) != domain.KindInvalid {
+	if _, err := r.Handle(context.Background(), app.Register{Username: "x", Password: "password1", ClientIP: "10.0.0.1"}); failure.KindOf(err) != failure.Invalid {
 		t.Fatalf("got %v", err)
 	}
 	for _, name := range []string{"ada", "ADA"} { // a taken name counts: it answered something
-		_, _ = r.Handle(context.Background(), name, "password1", "10.0.0.1")
+		_, _ = r.Handle(context.Background(), app.Register{Username: name, Password: "password1", ClientIP: "10.0.0.1"})
 	}
-	_, err := r.Handle(context.Background(), "grace", "password1", "10.0.0.1")
-	if domain.KindOf(err) != domain.KindTooManyRequests || err.(*domain.Error).RetryAfter <= 0 {
+	_, err := r.Handle(context.Background(), app.Register{Username: "grace", Password: "password1", ClientIP: "10.0.0.1"})
+	if failure.KindOf(err) != failure.TooManyRequests || err.(*failure.Error).RetryAfter <= 0 {
 		t.Fatalf("third registration from one address: %v", err)
 	}
-	if _, err := r.Handle(context.Background(), "grace", "password1", "10.0.0.2"); err != nil {
+	if _, err := r.Handle(context.Background(), app.Register{Username: "grace", Password: "password1", ClientIP: "10.0.0.2"}); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
 }
@@ -97,7 +100,7 @@ func TestRegister_CallerGoneDuringHashing_CreatesNoAccount(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	users := newFakeUsers()
 	r := newRegister(users, &cancellingHasher{cancel: cancel})
-	if _, err := r.Handle(ctx, "ada", "password1", "10.0.0.1"); !errors.Is(err, context.Canceled) {
+	if _, err := r.Handle(ctx, app.Register{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := users.ByUsername(context.Background(), "ada"); err != domain.ErrUserNotFound {
@@ -111,7 +114,7 @@ func TestRegister_CallerGoneDuringHashing_CreatesNoAccount(t *testing.T) {
 func TestRegister_NoHashingSlot_CreatesNoAccount(t *testing.T) {
 	users := newFakeUsers()
 	r := newRegister(users, failingHasher{domain.ErrBusy})
-	if _, err := r.Handle(context.Background(), "ada", "password1", "10.0.0.1"); err != domain.ErrBusy {
+	if _, err := r.Handle(context.Background(), app.Register{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"}); err != domain.ErrBusy {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := users.ByUsername(context.Background(), "ada"); err != domain.ErrUserNotFound {
@@ -121,7 +124,7 @@ func TestRegister_NoHashingSlot_CreatesNoAccount(t *testing.T) {
 
 func ensureAdmin(t *testing.T, users *fakeUsers, name, password string) app.EnsureAdminResult {
 	t.Helper()
-	r, err := (app.EnsureAdmin{Users: users, Hasher: &plainHasher{}, Now: clock}).Handle(context.Background(), name, password)
+	r, err := (app.EnsureAdminHandler{Users: users, Hasher: &plainHasher{}, Now: clock}).Handle(context.Background(), app.EnsureAdmin{Username: name, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +176,7 @@ func TestEnsureAdmin_LeavesANameRegisteredInAnotherCaseAsItIs(t *testing.T) {
 }
 
 type refreshFixture struct {
-	refresh *app.Refresh
+	refresh app.RefreshHandler
 	now     time.Time
 	first   string
 }
@@ -181,12 +184,12 @@ type refreshFixture struct {
 func newRefreshFixture(t *testing.T) *refreshFixture {
 	t.Helper()
 	f := newLogin(t, approvedUser("ada", "password1"))
-	s, err := f.login.Handle(context.Background(), "ada", "password1", "10.0.0.1")
+	s, err := f.login.Handle(context.Background(), app.Login{Username: "ada", Password: "password1", ClientIP: "10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rf := &refreshFixture{now: clock(), first: s.RefreshToken}
-	rf.refresh = app.NewRefresh(f.users, fakeAccess{}, f.tokens, time.Hour, 10*time.Second, func() time.Time { return rf.now })
+	rf.refresh = app.NewRefreshHandler(f.users, fakeAccess{}, f.tokens, time.Hour, 10*time.Second, func() time.Time { return rf.now })
 	return rf
 }
 
@@ -194,17 +197,17 @@ var tab = app.Client{IP: "10.0.0.1", UserAgent: "Firefox"}
 
 func TestRefresh_ReuseBySameClientWithinTheGrace_KeepsTheLogin(t *testing.T) {
 	f := newRefreshFixture(t)
-	one, err := f.refresh.Handle(context.Background(), f.first, tab)
+	one, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: f.first, Client: tab})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.now = f.now.Add(9 * time.Second)
-	two, err := f.refresh.Handle(context.Background(), f.first, tab)
+	two, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: f.first, Client: tab})
 	if err != nil || two.RefreshToken == one.RefreshToken {
 		t.Fatalf("second tab: %+v %v", two, err)
 	}
 	for _, s := range []*domain.Session{one, two} { // both tabs carry on
-		if _, err := f.refresh.Handle(context.Background(), s.RefreshToken, tab); err != nil {
+		if _, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: s.RefreshToken, Client: tab}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,14 +221,14 @@ func TestRefresh_ReuseAfterTheGraceOrByAnotherClient_EndsTheLogin(t *testing.T) 
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newRefreshFixture(t)
-			next, err := f.refresh.Handle(context.Background(), f.first, tab)
+			next, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: f.first, Client: tab})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.refresh.Handle(context.Background(), f.first, reuse(f)); err != domain.ErrInvalidRefreshToken {
+			if _, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: f.first, Client: reuse(f)}); err != domain.ErrInvalidRefreshToken {
 				t.Fatalf("reuse: %v", err)
 			}
-			if _, err := f.refresh.Handle(context.Background(), next.RefreshToken, tab); err != domain.ErrInvalidRefreshToken {
+			if _, err := f.refresh.Handle(context.Background(), app.Refresh{RefreshToken: next.RefreshToken, Client: tab}); err != domain.ErrInvalidRefreshToken {
 				t.Fatalf("the family survived the reuse: %v", err)
 			}
 		})

@@ -1,75 +1,42 @@
 package domain
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"limen/libs/failure"
 )
-
-// Kind classifies a domain error; the HTTP port maps each kind to one status code.
-type Kind int
-
-const (
-	KindInvalid Kind = iota + 1
-	KindUnauthenticated
-	KindForbidden
-	KindNotFound
-	KindConflict
-	KindTooManyRequests
-	KindUnavailable
-)
-
-// Error is a rule the request broke, with the message the caller sees.
-type Error struct {
-	Kind    Kind
-	Message string
-	// RetryAfter says when a throttled caller may try again.
-	RetryAfter time.Duration
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Invalid is bad input.
-func Invalid(message string) error { return &Error{Kind: KindInvalid, Message: message} }
 
 // TooManyAttempts is a throttled login.
 func TooManyAttempts(retryAfter time.Duration) error {
-	return &Error{Kind: KindTooManyRequests, Message: "Too many failed login attempts, try again later", RetryAfter: retryAfter}
+	return failure.Retry(failure.TooManyRequests, "Too many failed login attempts, try again later", retryAfter)
 }
 
 // TooManyRegistrations is a client address that registered too often within the window.
 func TooManyRegistrations(retryAfter time.Duration) error {
-	return &Error{Kind: KindTooManyRequests, Message: "Too many registrations, try again later", RetryAfter: retryAfter}
+	return failure.Retry(failure.TooManyRequests, "Too many registrations, try again later", retryAfter)
 }
 
-// ErrBusy is every password-hashing slot taken for longer than a request may wait for one.
-var ErrBusy = &Error{Kind: KindUnavailable, Message: "Server busy, retry shortly", RetryAfter: time.Second}
+// ErrBusy is every password-hashing slot taken for longer than a request may wait for one, or a
+// request that ran out of time: whoever still listens may retry.
+var ErrBusy = failure.Retry(failure.Unavailable, "Server busy, retry shortly", time.Second)
 
 var (
-	ErrUsernameTaken       = &Error{Kind: KindConflict, Message: "Username already exists"}
-	ErrInvalidCredentials  = &Error{Kind: KindUnauthenticated, Message: "Invalid username or password"}
-	ErrPendingApproval     = &Error{Kind: KindForbidden, Message: "Account pending approval"}
-	ErrInvalidRefreshToken = &Error{Kind: KindUnauthenticated, Message: "Invalid refresh token"}
-	ErrNotAuthenticated    = &Error{Kind: KindUnauthenticated, Message: "Authentication required"}
-	ErrAdminRequired       = &Error{Kind: KindForbidden, Message: "Admin access required"}
-	ErrUserNotFound        = &Error{Kind: KindNotFound, Message: "User not found"}
-	ErrLastAdmin           = &Error{Kind: KindConflict, Message: "Cannot remove the last admin"}
-	ErrSelfDelete          = &Error{Kind: KindConflict, Message: "Cannot delete your own account"}
+	ErrUsernameTaken       = failure.New(failure.Conflict, "Username already exists")
+	ErrInvalidCredentials  = failure.New(failure.Unauthenticated, "Invalid username or password")
+	ErrPendingApproval     = failure.New(failure.Forbidden, "Account pending approval")
+	ErrInvalidRefreshToken = failure.New(failure.Unauthenticated, "Invalid refresh token")
+	ErrNotAuthenticated    = failure.New(failure.Unauthenticated, "Authentication required")
+	ErrAdminRequired       = failure.New(failure.Forbidden, "Admin access required")
+	ErrUserNotFound        = failure.New(failure.NotFound, "User not found")
+	ErrLastAdmin           = failure.New(failure.Conflict, "Cannot remove the last admin")
+	ErrSelfDelete          = failure.New(failure.Conflict, "Cannot delete your own account")
 )
 
 // OwnsVMs refuses deleting a user who still owns VMs, unless they are to be deleted too.
 func OwnsVMs(n int) error {
-	return &Error{Kind: KindConflict, Message: fmt.Sprintf("User owns %d VMs; delete them first or pass delete_vms=true to delete them with the user", n)}
+	return failure.New(failure.Conflict, fmt.Sprintf("User owns %d VMs; delete them first or pass delete_vms=true to delete them with the user", n))
 }
 
 // ErrVMServiceDown: whether the user owns VMs cannot be known, so the user is not deleted.
-var ErrVMServiceDown = &Error{Kind: KindUnavailable, Message: "VM service unavailable"}
-
-// KindOf is the kind of a domain error, or 0 for any other error.
-func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 0
-}
+var ErrVMServiceDown = failure.New(failure.Unavailable, "VM service unavailable")

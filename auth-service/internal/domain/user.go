@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"limen/libs/failure"
 )
 
 // Role is what a user may do.
@@ -23,7 +25,7 @@ func ParseRole(s string) (Role, error) {
 	case RoleAdmin, RoleUser:
 		return Role(s), nil
 	}
-	return "", Invalid("Field 'role' must be one of: admin, user")
+	return "", failure.InvalidField("role", "Field 'role' must be one of: admin, user")
 }
 
 var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,32}$`)
@@ -31,7 +33,7 @@ var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,32}$`)
 // ValidateUsername enforces 3–32 characters of letters, digits, '_', '.', '-'.
 func ValidateUsername(name string) error {
 	if !usernamePattern.MatchString(name) {
-		return Invalid("Field 'username' must be 3-32 characters of letters, digits, '_', '.' or '-'")
+		return failure.InvalidField("username", "Field 'username' must be 3-32 characters of letters, digits, '_', '.' or '-'")
 	}
 	return nil
 }
@@ -39,7 +41,7 @@ func ValidateUsername(name string) error {
 // ValidatePassword enforces 8–128 characters.
 func ValidatePassword(password string) error {
 	if n := len([]rune(password)); n < 8 || n > 128 {
-		return Invalid("Field 'password' must be 8-128 characters")
+		return failure.InvalidField("password", "Field 'password' must be 8-128 characters")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/failure"
 )
 
 var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -25,7 +26,7 @@ func TestValidatePassword_CountsCharactersNotBytes(t *testing.T) {
 	if err := domain.ValidatePassword("비밀번호비밀번호"); err != nil {
 		t.Fatalf("8 characters refused: %v", err)
 	}
-	if err := domain.ValidatePassword("short"); domain.KindOf(err) != domain.KindInvalid {
+	if err := domain.ValidatePassword("short"); failure.KindOf(err) != failure.Invalid {
 		t.Fatalf("short password: %v", err)
 	}
 	if err := domain.ValidatePassword(strings.Repeat("a", 129)); err == nil {

@@ -19,23 +19,23 @@ import (
 	"limen/auth-service/internal/adapters/vmclient"
 	"limen/auth-service/internal/app"
 	porthttp "limen/auth-service/internal/ports/http"
+	"limen/auth-service/migrations"
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/process"
 	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
 )
 
-// Config is auth-service's environment.
+// Config is auth-service's environment: the settings every service shares, and its own.
 type Config struct {
-	ListenAddr         string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18081" validate:"hostname_port"`
+	contract.Settings
 	DatabaseURL        string        `env:"DATABASE_URL,required" validate:"required"`
-	LogLevel           string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
 	DataDir            string        `env:"LIMEN_DATA_DIR" envDefault:"./.limen"`
 	KeyDir             string        `env:"LIMEN_JWT_KEY_DIR"`
-	Issuer             string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
-	Audience           string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
 	AccessTTL          time.Duration `env:"LIMEN_ACCESS_TOKEN_TTL" envDefault:"1h" validate:"gt=0"`
 	RefreshTTL         time.Duration `env:"LIMEN_REFRESH_TOKEN_TTL" envDefault:"168h" validate:"gt=0"`
 	AutoApprove        bool          `env:"LIMEN_AUTO_APPROVE" envDefault:"false"`
@@ -46,7 +46,6 @@ type Config struct {
 	LoginLockout       time.Duration `env:"LIMEN_LOGIN_LOCKOUT" envDefault:"15m" validate:"gt=0"`
 	CookieSecure       bool          `env:"LIMEN_COOKIE_SECURE" envDefault:"false"`
 	TrustedProxies     []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
-	DrainTimeout       time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
 	KafkaBrokers       []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
 	VMServiceURL       string        `env:"VM_SERVICE_URL" validate:"omitempty,http_url"`
 	InternalToken      string        `env:"LIMEN_INTERNAL_TOKEN"`
@@ -67,7 +66,7 @@ type Config struct {
 	// RequestTimeout bounds registration, login and refresh (the gateway waits 10 s); 0: 10s.
 	RequestTimeout time.Duration `env:"LIMEN_REQUEST_TIMEOUT" envDefault:"10s" validate:"gt=0"`
 	// RefreshReuseGrace lets the client that rotated a refresh token present it again for this long
-	// (app.Refresh); 0: no grace.
+	// (app.RefreshHandler); 0: no grace.
 	RefreshReuseGrace time.Duration `env:"LIMEN_REFRESH_REUSE_GRACE" envDefault:"10s" validate:"gte=0"`
 }
 
@@ -123,7 +122,7 @@ const Name = "auth-service"
 type Service struct {
 	app      *fiber.App
 	relay    *outbox.Relay
-	prune    app.PruneExpired
+	prune    app.PruneExpiredHandler
 	log      *slog.Logger
 	follower *revocation.Follower
 }
@@ -152,10 +151,10 @@ func (s *Service) pruneLoop(ctx context.Context) {
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
 	for {
-		if tokens, counters, err := s.prune.Handle(ctx); err != nil && ctx.Err() == nil {
+		if pruned, err := s.prune.Handle(ctx, app.PruneExpired{}); err != nil && ctx.Err() == nil {
 			s.log.Warn("pruning expired rows", "err", err)
-		} else if tokens+counters > 0 {
-			s.log.Info("pruned expired rows", "refresh_tokens", tokens, "login_throttle", counters)
+		} else if pruned.RefreshTokens+pruned.Counters > 0 {
+			s.log.Info("pruned expired rows", "refresh_tokens", pruned.RefreshTokens, "login_throttle", pruned.Counters)
 		}
 		select {
 		case <-ctx.Done():
@@ -163,6 +162,19 @@ func (s *Service) pruneLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// Run opens the database, applies auth-service's migrations and the outbox's, and serves until ctx
+// is done.
+func Run(ctx context.Context, cfg Config, env process.Env) error {
+	pool, err := outbox.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return process.Serve(ctx, cfg.Addr(Name), cfg.DrainTimeout, env.Log, func(ctx context.Context) (*Service, error) {
+		return New(ctx, cfg, pool, env.Log, env.Telemetry)
+	})
 }
 
 // New builds the service over an open pool and ensures the bootstrap admin.
@@ -186,6 +198,30 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, 
 	hasher := argon2.NewBounded(argon2.New(params), cfg.HashConcurrency, cfg.HashQueueTimeout)
 	log.Info("password hashing bounded", "concurrency", hasher.Concurrency(),
 		"memory_bound_mib", hasher.Concurrency()*int(params.Memory)/1024, "queue_timeout", cfg.HashQueueTimeout.String())
+	application, err := newApplication(ctx, cfg, pool, keys, hasher, now)
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.AdminUsername != "" && cfg.AdminPassword != "" {
+		bootstrap, err := application.Commands.EnsureAdmin.Handle(ctx, app.EnsureAdmin{Username: cfg.AdminUsername, Password: cfg.AdminPassword})
+		if err != nil {
+			return nil, err
+		}
+		logBootstrapAdmin(log, bootstrap)
+	}
+
+	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel,
+		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "revocations": follower.Ready}, TrustedProxies: cfg.TrustedProxies})
+	porthttp.Mount(fiberApp, application, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL,
+		CookieSecure: cfg.CookieSecure, RequestTimeout: cfg.RequestTimeout, Now: now})
+	relay := outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)
+	return &Service{app: fiberApp, relay: relay, follower: follower, prune: application.Commands.PruneExpired, log: log}, nil
+}
+
+// newApplication builds every use case over the Postgres adapters, the signing keys and the hasher.
+func newApplication(ctx context.Context, cfg Config, pool *pgxpool.Pool, keys *jwtsign.KeySet, hasher app.PasswordHasher,
+	now app.Clock) (app.Application, error) {
 	throttle := postgres.NewThrottle(pool)
 	events := outbox.NewWriter(Name)
 	users, tokens := postgres.NewUsers(pool, events), postgres.NewRefreshTokens(pool, events)
@@ -193,38 +229,31 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, 
 	if cfg.VMServiceURL != "" {
 		ownedVMs = vmclient.New(cfg.VMServiceURL, cfg.InternalToken)
 	}
-
-	if cfg.AdminUsername != "" && cfg.AdminPassword != "" {
-		bootstrap, err := (app.EnsureAdmin{Users: users, Hasher: hasher, Now: now}).Handle(ctx, cfg.AdminUsername, cfg.AdminPassword)
-		if err != nil {
-			return nil, err
-		}
-		logBootstrapAdmin(log, bootstrap)
-	}
-	login, err := app.NewLogin(ctx, users, hasher, throttle,
+	login, err := app.NewLoginHandler(ctx, users, hasher, throttle,
 		app.LoginPolicy{MaxPerAccountAndIP: cfg.MaxFailures, MaxPerAccount: cfg.MaxFailuresPerAccount, MaxPerIP: cfg.MaxFailuresPerIP, Window: cfg.LoginLockout},
 		keys, tokens, cfg.RefreshTTL, now)
 	if err != nil {
-		return nil, err
+		return app.Application{}, err
 	}
-
-	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel,
-		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "revocations": follower.Ready}, TrustedProxies: cfg.TrustedProxies})
-	porthttp.Mount(fiberApp, porthttp.UseCases{
-		Register: app.Register{Users: users, Hasher: hasher, Throttle: throttle, AutoApprove: cfg.AutoApprove, Now: now,
-			Policy: app.RegisterPolicy{MaxPerIP: cfg.RegisterMaxPerIP, Window: cfg.RegisterWindow}},
-		Login:       login,
-		Refresh:     app.NewRefresh(users, keys, tokens, cfg.RefreshTTL, cfg.RefreshReuseGrace, now),
-		Logout:      app.Logout{Tokens: tokens, Now: now},
-		CurrentUser: app.CurrentUser{Users: users},
-		ListUsers:   app.ListUsers{Users: users},
-		GetUser:     app.GetUser{Users: users},
-		ApproveUser: app.ApproveUser{Users: users, Tokens: tokens, Now: now},
-		ChangeRole:  app.ChangeRole{Users: users, Now: now},
-		DeleteUser:  app.DeleteUser{Users: users, VMs: ownedVMs},
-	}, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL, CookieSecure: cfg.CookieSecure,
-		RequestTimeout: cfg.RequestTimeout, Now: now})
-	relay := outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)
-	prune := app.PruneExpired{Tokens: tokens, Counters: throttle, LongestWindow: max(cfg.LoginLockout, cfg.RegisterWindow), Now: now}
-	return &Service{app: fiberApp, relay: relay, follower: follower, prune: prune, log: log}, nil
+	currentUser := app.CurrentUserHandler{Users: users}
+	return app.Application{
+		Commands: app.Commands{
+			Register: app.RegisterHandler{Users: users, Hasher: hasher, Throttle: throttle, AutoApprove: cfg.AutoApprove, Now: now,
+				Policy: app.RegisterPolicy{MaxPerIP: cfg.RegisterMaxPerIP, Window: cfg.RegisterWindow}},
+			Login:        login,
+			Refresh:      app.NewRefreshHandler(users, keys, tokens, cfg.RefreshTTL, cfg.RefreshReuseGrace, now),
+			Logout:       app.LogoutHandler{Tokens: tokens, Now: now},
+			ApproveUser:  app.ApproveUserHandler{Users: users, Tokens: tokens, Now: now},
+			ChangeRole:   app.ChangeRoleHandler{Users: users, Now: now},
+			DeleteUser:   app.DeleteUserHandler{Users: users, VMs: ownedVMs},
+			EnsureAdmin:  app.EnsureAdminHandler{Users: users, Hasher: hasher, Now: now},
+			PruneExpired: app.PruneExpiredHandler{Tokens: tokens, Counters: throttle, LongestWindow: max(cfg.LoginLockout, cfg.RegisterWindow), Now: now},
+		},
+		Queries: app.Queries{
+			CurrentUser:  currentUser,
+			CurrentAdmin: app.CurrentAdminHandler{CurrentUser: currentUser},
+			ListUsers:    app.ListUsersHandler{Users: users},
+			GetUser:      app.GetUserHandler{Users: users},
+		},
+	}, nil
 }

@@ -20,20 +20,30 @@ func (f fakeBroker) Ping(context.Context) error { return f.err }
 
 var ready = app.Readiness{Reachable: true, OK: true, Checks: map[string]string{"db": "connected"}}
 
-func health(probe fakeProbe, broker app.BrokerProbe, deployed ...domain.Upstream) *app.Health {
-	return &app.Health{Deployed: deployed, Services: probe, Broker: broker, Timeout: time.Second, CacheFor: time.Second, Now: time.Now}
+func health(probe fakeProbe, broker app.BrokerProbe, deployed ...domain.Upstream) app.CheckHealthHandler {
+	return app.NewCheckHealthHandler(app.HealthSources{Deployed: deployed, Services: probe, Broker: broker, Timeout: time.Second, CacheFor: time.Second, Now: time.Now})
+}
+
+// check is the handler's report; the handler never fails.
+func check(t *testing.T, h app.CheckHealthHandler) app.HealthReport {
+	t.Helper()
+	r, err := h.Handle(context.Background(), app.CheckHealth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestHealth_AllUp(t *testing.T) {
 	vm := app.Readiness{Reachable: true, OK: true, Checks: map[string]string{"db": "connected", "libvirt": "connected"}}
-	r := health(fakeProbe{domain.UpstreamAuth: ready, domain.UpstreamVM: vm}, fakeBroker{}, domain.UpstreamAuth, domain.UpstreamVM).Handle(context.Background())
+	r := check(t, health(fakeProbe{domain.UpstreamAuth: ready, domain.UpstreamVM: vm}, fakeBroker{}, domain.UpstreamAuth, domain.UpstreamVM))
 	if !r.OK || r.DB != "connected" || r.Libvirt != "connected" || r.Kafka != "connected" || r.Services[domain.UpstreamVM] != "ok" {
 		t.Fatalf("%+v", r)
 	}
 }
 
 func TestHealth_OnlyReportsWhatIsDeployed(t *testing.T) {
-	r := health(fakeProbe{domain.UpstreamAuth: ready}, nil, domain.UpstreamAuth).Handle(context.Background())
+	r := check(t, health(fakeProbe{domain.UpstreamAuth: ready}, nil, domain.UpstreamAuth))
 	if !r.OK || r.Libvirt != "" || r.Kafka != "" || len(r.Services) != 1 {
 		t.Fatalf("%+v", r)
 	}
@@ -57,7 +67,7 @@ func TestHealth_DegradedParts(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := health(tc.probe, tc.broker, domain.UpstreamAuth).Handle(context.Background())
+			r := check(t, health(tc.probe, tc.broker, domain.UpstreamAuth))
 			if r.OK || !tc.check(r) {
 				t.Fatalf("%+v", r)
 			}
@@ -68,9 +78,9 @@ func TestHealth_DegradedParts(t *testing.T) {
 func TestHealth_CachesBriefly(t *testing.T) {
 	probe := fakeProbe{domain.UpstreamAuth: ready}
 	h := health(probe, nil, domain.UpstreamAuth)
-	h.Handle(context.Background())
+	check(t, h)
 	probe[domain.UpstreamAuth] = app.Readiness{}
-	if r := h.Handle(context.Background()); !r.OK {
+	if r := check(t, h); !r.OK {
 		t.Fatal("second call within the cache window probed again")
 	}
 }

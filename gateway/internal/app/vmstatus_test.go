@@ -56,14 +56,14 @@ func (l *lister) ListVMs(_ context.Context, token string, all bool) (json.RawMes
 	return json.RawMessage(`["own of ` + token + `"]`), nil
 }
 
-func open(t *testing.T, f *app.VMStatusFeed, v domain.Viewer, token string) (*app.StatusSession, app.StatusMessage) {
+func open(t *testing.T, f app.WatchVMStatusHandler, v domain.Viewer, token string) (*app.StatusSession, app.StatusMessage) {
 	t.Helper()
-	s, first, err := f.Open(context.Background(), v, token)
+	s, err := f.Handle(context.Background(), app.WatchVMStatus{Viewer: v, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return s, first
+	return s, s.First()
 }
 
 func next(t *testing.T, s *app.StatusSession) domain.VMEvent {
@@ -79,7 +79,7 @@ func next(t *testing.T, s *app.StatusSession) domain.VMEvent {
 
 func TestFeed_FirstMessageIsTheViewersList(t *testing.T) {
 	l := &lister{}
-	f := &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}
+	f := app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(4), VMs: l}
 	_, first := open(t, f, userA, "token-a")
 	_, adminFirst := open(t, f, admin, "token-admin")
 	if first.Kind != app.StatusVMList || string(first.VMs) != `["own of token-a"]` {
@@ -94,7 +94,7 @@ func TestFeed_EventDuringListFetchIsNotLost(t *testing.T) {
 	hub := app.NewVMStatusHub(4)
 	l := &lister{}
 	l.hook = func() { hub.Publish(event(domain.VMUpdated, vmOfA, 7, 1)) }
-	s, _ := open(t, &app.VMStatusFeed{Hub: hub, VMs: l}, userA, "t")
+	s, _ := open(t, app.WatchVMStatusHandler{Hub: hub, VMs: l}, userA, "t")
 	if e := next(t, s); e.Seq != 1 {
 		t.Fatalf("got %+v", e)
 	}
@@ -102,7 +102,7 @@ func TestFeed_EventDuringListFetchIsNotLost(t *testing.T) {
 
 func TestFeed_UserGetsOwnEventsOnly_AdminGetsAll(t *testing.T) {
 	hub := app.NewVMStatusHub(4)
-	f := &app.VMStatusFeed{Hub: hub, VMs: &lister{}}
+	f := app.WatchVMStatusHandler{Hub: hub, VMs: &lister{}}
 	user, _ := open(t, f, userA, "a")
 	adm, _ := open(t, f, admin, "admin")
 	hub.Publish(event(domain.VMUpdated, vmOfB, 8, 1))
@@ -116,7 +116,7 @@ func TestFeed_UserGetsOwnEventsOnly_AdminGetsAll(t *testing.T) {
 }
 
 func TestFeed_StaleEventsProduceNoMessage(t *testing.T) {
-	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
+	s, _ := open(t, app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
 	var sent []int64
 	for _, seq := range []int64{5, 5, 3, 6} {
 		for _, m := range s.Messages(event(domain.VMUpdated, vmOfA, 7, seq)) {
@@ -146,7 +146,7 @@ func TestFeed_DeletionIsFollowedByTheListItHolds_NoFetch(t *testing.T) {
 	const vm1, vm2, vm3, vm4 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
 		"00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"
 	l := &lister{list: "[" + vmBody(1, vm1, "Stopped") + "," + vmBody(3, vm3, "Running") + "]"}
-	s, first := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
+	s, first := open(t, app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
 	if string(first.VMs) != l.list {
 		t.Fatalf("first list %s", first.VMs)
 	}
@@ -182,7 +182,7 @@ func TestFeed_DeletionIsFollowedByTheListItHolds_NoFetch(t *testing.T) {
 // A deletion's list needs no vm-service: it goes out even while vm-service is down.
 func TestFeed_DeletionListDoesNotNeedVMService(t *testing.T) {
 	l := &lister{list: "[" + vmBody(1, vmOfA, "Stopped") + "]"}
-	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
+	s, _ := open(t, app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(4), VMs: l}, userA, "a")
 	l.mu.Lock()
 	l.err = errors.New("vm-service down")
 	l.mu.Unlock()
@@ -193,7 +193,7 @@ func TestFeed_DeletionListDoesNotNeedVMService(t *testing.T) {
 }
 
 func TestFeed_MediaChangeIsAMediaUpdate(t *testing.T) {
-	s, _ := open(t, &app.VMStatusFeed{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
+	s, _ := open(t, app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(4), VMs: &lister{}}, userA, "a")
 	e := domain.VMEvent{Kind: domain.MediaChanged, VMUUID: vmOfA, OwnerID: 7, Seq: 1, Media: domain.Media{Path: "/isos/x.iso", Attached: true}}
 	msgs := s.Messages(e)
 	if len(msgs) != 1 || msgs[0].Kind != app.StatusMediaUpdate || msgs[0].Event.Media.Path != "/isos/x.iso" {
@@ -203,10 +203,10 @@ func TestFeed_MediaChangeIsAMediaUpdate(t *testing.T) {
 
 func TestFeed_ListFailureOpensNothing(t *testing.T) {
 	hub := app.NewVMStatusHub(4)
-	if _, _, err := (&app.VMStatusFeed{Hub: hub, VMs: &lister{err: errors.New("down")}}).Open(context.Background(), userA, "a"); err == nil {
+	if _, err := (app.WatchVMStatusHandler{Hub: hub, VMs: &lister{err: errors.New("down")}}).Handle(context.Background(), app.WatchVMStatus{Viewer: userA, Token: "a"}); err == nil {
 		t.Fatal("opened without a list")
 	}
-	if _, _, err := (&app.VMStatusFeed{Hub: hub}).Open(context.Background(), userA, "a"); !errors.Is(err, app.ErrVMServiceAbsent) {
+	if _, err := (app.WatchVMStatusHandler{Hub: hub}).Handle(context.Background(), app.WatchVMStatus{Viewer: userA, Token: "a"}); !errors.Is(err, app.ErrVMServiceAbsent) {
 		t.Fatalf("no vm-service: %v", err)
 	}
 	if hub.Clients() != 0 {
@@ -216,7 +216,7 @@ func TestFeed_ListFailureOpensNothing(t *testing.T) {
 
 func TestHub_SlowClientIsCutWithoutDelayingOthers(t *testing.T) {
 	hub := app.NewVMStatusHub(2)
-	f := &app.VMStatusFeed{Hub: hub, VMs: &lister{}}
+	f := app.WatchVMStatusHandler{Hub: hub, VMs: &lister{}}
 	slow, _ := open(t, f, admin, "slow")
 	fast, _ := open(t, f, admin, "fast")
 

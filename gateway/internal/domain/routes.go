@@ -1,5 +1,5 @@
-// Package domain holds the gateway's rules: which service answers a path, which paths are public and
-// how long a service may take; and for the live status feed, who may see which VM event and which
+// Package domain holds the gateway's rules: which service answers a path (or the gateway itself),
+// which paths are public and how long a service may take; and for the live status feed, who may see which VM event and which
 // events are stale.
 package domain
 
@@ -18,10 +18,23 @@ const (
 	UpstreamVM    Upstream = "vm"
 	UpstreamMedia Upstream = "media"
 	UpstreamQuota Upstream = "quota"
+	// UpstreamGateway is the gateway itself: a route it answers without asking any service. It is no
+	// service, so Upstreams leaves it out.
+	UpstreamGateway Upstream = "gateway"
 )
 
 // Upstreams lists every service, in the order health reports them.
 var Upstreams = []Upstream{UpstreamAuth, UpstreamVM, UpstreamMedia, UpstreamQuota}
+
+// The routes the gateway answers itself, to anyone (GET and HEAD only).
+const (
+	// HealthPath is the aggregated health of the services and the broker.
+	HealthPath = "/api/health"
+	// OpenAPIPath is the API document (docs/openapi.yaml) as JSON.
+	OpenAPIPath = "/api/openapi.json"
+	// DocsPath is a page that presents the API document; what the page loads is under DocsPath + "/".
+	DocsPath = "/api/docs"
+)
 
 // AuthTimeout bounds calls to auth-service, which answers from its own database only.
 const AuthTimeout = 10 * time.Second
@@ -47,13 +60,13 @@ type Route struct {
 	Timeout time.Duration
 	// Upload routes carry a raw body of up to many GiB (an ISO image), streamed to the service as it
 	// arrives instead of read whole first; exempt from the ordinary body limit, held to the upload
-	// limit and the upload timeout instead. Uploads are admin-only (CONTRACT), refused at the edge
-	// so that no body is streamed for a caller the service would turn away.
+	// limit and the upload timeout instead. Uploads are admin-only, refused at the edge so that no
+	// body is streamed for a caller the service would turn away.
 	Upload bool
 }
 
-// isUpload reports whether the request is the ISO upload, POST /api/vms/isos (CONTRACT, Media): the
-// only route whose body may exceed the ordinary limit.
+// isUpload reports whether the request is the ISO upload, POST /api/vms/isos: the only route whose
+// body may exceed the ordinary limit.
 func isUpload(method string, segments []string) bool {
 	return method == "POST" && len(segments) == 3 && segments[0] == "api" && segments[1] == "vms" && segments[2] == "isos"
 }
@@ -85,6 +98,20 @@ func Resolve(method, rawPath string) (Route, error) {
 		return Route{Upstream: UpstreamVM, Timeout: VMTimeout}, nil
 	case "quota":
 		return Route{Upstream: UpstreamQuota}, nil
+	}
+	switch "/api/" + rest[0] {
+	case HealthPath, OpenAPIPath:
+		return ownRoute(method, len(rest) == 1)
+	case DocsPath:
+		return ownRoute(method, len(rest) <= 2) // the page, or one of the files it loads
+	}
+	return Route{}, ErrNotRouted
+}
+
+// ownRoute is a route the gateway answers itself, if the path is one and the method reads it.
+func ownRoute(method string, exists bool) (Route, error) {
+	if exists && (method == "GET" || method == "HEAD") {
+		return Route{Upstream: UpstreamGateway, Public: true}, nil
 	}
 	return Route{}, ErrNotRouted
 }

@@ -14,9 +14,10 @@ import (
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"}
 
 // FuzzResolve: whatever raw path arrives, Resolve either refuses it (ErrBadPath, ErrNotRouted) or
-// routes it by its decoded segments alone, to a service under /api other than /internal, and the
-// decoded path is already clean, so a service that decodes and normalises it (fasthttp does both)
-// routes exactly the path the gateway judged. Seeds: testdata/fuzz/FuzzResolve.
+// routes it by its decoded segments alone, to a service under /api other than /internal or, for
+// reading one of its own few public routes, to the gateway itself, and the decoded path is already
+// clean, so a service that decodes and normalises it (fasthttp does both) routes exactly the path
+// the gateway judged. Seeds: testdata/fuzz/FuzzResolve.
 func FuzzResolve(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m uint8, rawPath string) {
 		method := fuzzMethods[int(m)%len(fuzzMethods)]
@@ -62,6 +63,14 @@ func FuzzResolve(f *testing.F) {
 		}
 		switch route.Upstream {
 		case domain.UpstreamAuth, domain.UpstreamVM, domain.UpstreamMedia, domain.UpstreamQuota:
+		case domain.UpstreamGateway:
+			own := "/" + strings.Join(segments[:2], "/")
+			document := (own == domain.HealthPath || own == domain.OpenAPIPath) && len(segments) == 2
+			page := own == domain.DocsPath && len(segments) <= 3
+			if !route.Public || method != "GET" && method != "HEAD" || !document && !page {
+				t.Fatalf("%s %q: the gateway answers %+v itself", method, rawPath, route)
+			}
+			return
 		default:
 			t.Fatalf("%s %q: unknown upstream %q", method, rawPath, route.Upstream)
 		}

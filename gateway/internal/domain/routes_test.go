@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,32 @@ func TestResolve_OnlyTheISOUploadIsStreamed(t *testing.T) {
 		if want && (err != nil || r.Upstream != domain.UpstreamMedia || r.Public) {
 			t.Errorf("%s: got %+v, %v; want the media service, authenticated", req, r, err)
 		}
+	}
+}
+
+func TestResolve_TheGatewayAnswersItsOwnRoutesToAnyone(t *testing.T) {
+	own := []string{
+		"GET /api/health", "HEAD /api/health", "GET /api/health/",
+		"GET /api/openapi.json", "HEAD /api/openapi.json", "GET /api/openapi%2Ejson",
+		"GET /api/docs", "GET /api/docs/", "GET /api/docs/swagger-ui.css", "HEAD /api/docs/swagger-ui-bundle.js",
+	}
+	for _, req := range own {
+		method, path, _ := strings.Cut(req, " ")
+		if r, err := domain.Resolve(method, path); err != nil || r != (domain.Route{Upstream: domain.UpstreamGateway, Public: true}) {
+			t.Errorf("%s: got %+v, %v; want the gateway's own public route", req, r, err)
+		}
+	}
+	notRouted := []string{
+		"POST /api/health", "DELETE /api/openapi.json", "PUT /api/docs", "OPTIONS /api/docs",
+		"GET /api/health/x", "GET /api/openapi.json/x", "GET /api/docs/a/b", "GET /api/openapi.yaml",
+	}
+	for _, req := range notRouted {
+		method, path, _ := strings.Cut(req, " ")
+		if r, err := domain.Resolve(method, path); !errors.Is(err, domain.ErrNotRouted) {
+			t.Errorf("%s: got %+v, %v; want ErrNotRouted", req, r, err)
+		}
+	}
+	if slices.Contains(domain.Upstreams, domain.UpstreamGateway) {
+		t.Error("the gateway is listed among the services health reports")
 	}
 }

@@ -3,15 +3,26 @@ package app
 import (
 	"context"
 
+	"limen/libs/failure"
 	"limen/media-service/internal/domain"
 )
 
-// ChangeMedia attaches an ISO to a VM's CD-ROM drive or ejects it. Changes of one VM's drive are
-// serialised (each holds a claim on the drive, on every replica), so concurrent requests apply one
-// after the other and the drive ends as the last recorded change said. The hypervisor call runs with
-// no database transaction or lock open: claim (short transaction), change the drive, then record the
-// change and end the claim (short transaction).
+// ChangeMedia asks for an attach of ISOPath (a library path or a bare name) to the drive of the VM
+// Ref names (uuid or numeric id), or for its eject. Action is "attach" or "detach" as the caller sent
+// it.
 type ChangeMedia struct {
+	Caller  Caller
+	Ref     string
+	Action  string
+	ISOPath string
+}
+
+// ChangeMediaHandler attaches an ISO to a VM's CD-ROM drive or ejects it. Changes of one VM's drive
+// are serialised (each holds a claim on the drive, on every replica), so concurrent requests apply
+// one after the other and the drive ends as the last recorded change said. The hypervisor call runs
+// with no database transaction or lock open: claim (short transaction), change the drive, then record
+// the change and end the claim (short transaction).
+type ChangeMediaHandler struct {
 	VMs     VMs
 	Library Library
 	Drive   Drive
@@ -20,67 +31,80 @@ type ChangeMedia struct {
 	Now     Clock
 }
 
-// Attach puts the named ISO into the drive and answers the VM's uuid and the ISO's library path.
-func (uc ChangeMedia) Attach(ctx context.Context, caller Caller, ref, isoPath string) (domain.VM, string, error) {
-	if isoPath == "" {
-		return domain.VM{}, "", domain.ErrISOPathRequired
-	}
-	if err := domain.CheckRequestedPath(isoPath); err != nil {
-		return domain.VM{}, "", err
-	}
-	vm, err := visibleVM(ctx, uc.VMs, caller, ref)
+// Handle answers what the drive holds after the change: the ISO's library path once attached,
+// nothing once ejected (an empty drive stays empty and the answer is the same).
+func (h ChangeMediaHandler) Handle(ctx context.Context, cmd ChangeMedia) (domain.Media, error) {
+	action, err := domain.ParseAction(cmd.Action)
 	if err != nil {
-		return domain.VM{}, "", err
+		return domain.Media{}, err
 	}
-	iso, err := uc.Library.Resolve(ctx, isoPath)
-	if err != nil {
-		return domain.VM{}, "", hypervisorError(err)
+	if action == domain.ActionDetach {
+		return h.detach(ctx, cmd)
 	}
-	claim, err := uc.Claims.ClaimDrive(ctx, vm.UUID, iso.Name)
+	return h.attach(ctx, cmd)
+}
+
+func (h ChangeMediaHandler) attach(ctx context.Context, cmd ChangeMedia) (domain.Media, error) {
+	if cmd.ISOPath == "" {
+		return domain.Media{}, domain.ErrISOPathRequired
+	}
+	if err := domain.CheckRequestedPath(cmd.ISOPath); err != nil {
+		return domain.Media{}, err
+	}
+	vm, err := visibleVM(ctx, h.VMs, cmd.Caller, cmd.Ref)
 	if err != nil {
-		return domain.VM{}, "", hypervisorError(err)
+		return domain.Media{}, err
+	}
+	iso, err := h.Library.Resolve(ctx, cmd.ISOPath)
+	if err != nil {
+		return domain.Media{}, hypervisorError(err)
+	}
+	claim, err := h.Claims.ClaimDrive(ctx, vm.UUID, iso.Name)
+	if err != nil {
+		return domain.Media{}, hypervisorError(err)
 	}
 	// A deletion may have finished between the lookup and the claim; from now on none can start
 	// until the claim ends, and by then the drive holds the image, which a deletion checks for.
-	if iso, err = uc.Library.Resolve(ctx, iso.Path); err != nil {
-		uc.release(ctx, claim)
-		if domain.KindOf(err) == domain.KindNotFound {
-			err = domain.ISONotFound(isoPath)
+	if iso, err = h.Library.Resolve(ctx, iso.Path); err != nil {
+		h.release(ctx, claim)
+		if failure.KindOf(err) == failure.NotFound {
+			err = domain.ISONotFound(cmd.ISOPath)
 		}
-		return domain.VM{}, "", hypervisorError(err)
+		return domain.Media{}, hypervisorError(err)
 	}
-	if err := uc.Drive.Insert(ctx, vm.UUID, iso.Path); err != nil {
-		uc.release(ctx, claim)
-		return domain.VM{}, "", hypervisorError(err)
+	if err := h.Drive.Insert(ctx, vm.UUID, iso.Path); err != nil {
+		h.release(ctx, claim)
+		return domain.Media{}, hypervisorError(err)
 	}
-	err = uc.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID,
-		Action: domain.ActionAttach, ISOPath: iso.Path, At: uc.Now()})
-	return vm, iso.Path, err
+	err = h.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: cmd.Caller.UserID,
+		Action: domain.ActionAttach, ISOPath: iso.Path, At: h.Now()})
+	return domain.Media{VMUUID: vm.UUID, Path: iso.Path, Attached: true}, err
 }
 
-// Detach empties the drive; an empty drive stays empty and the answer is the same.
-func (uc ChangeMedia) Detach(ctx context.Context, caller Caller, ref string) (domain.VM, error) {
-	vm, err := visibleVM(ctx, uc.VMs, caller, ref)
+func (h ChangeMediaHandler) detach(ctx context.Context, cmd ChangeMedia) (domain.Media, error) {
+	vm, err := visibleVM(ctx, h.VMs, cmd.Caller, cmd.Ref)
 	if err != nil {
-		return domain.VM{}, err
+		return domain.Media{}, err
 	}
-	claim, err := uc.Claims.ClaimDrive(ctx, vm.UUID, "")
+	claim, err := h.Claims.ClaimDrive(ctx, vm.UUID, "")
 	if err != nil {
-		return domain.VM{}, hypervisorError(err)
+		return domain.Media{}, hypervisorError(err)
 	}
-	ejected, err := uc.Drive.Media(ctx, vm.UUID)
+	ejected, err := h.Drive.Media(ctx, vm.UUID)
 	if err == nil {
-		err = uc.Drive.Eject(ctx, vm.UUID)
+		err = h.Drive.Eject(ctx, vm.UUID)
 	}
 	if err != nil {
-		uc.release(ctx, claim)
-		return domain.VM{}, hypervisorError(err)
+		h.release(ctx, claim)
+		return domain.Media{}, hypervisorError(err)
 	}
-	err = uc.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: caller.UserID,
-		Action: domain.ActionDetach, ISOPath: ejected, At: uc.Now()})
-	return vm, err
+	err = h.History.Record(ctx, claim, domain.Change{VMUUID: vm.UUID, OwnerID: vm.OwnerID, ActorID: cmd.Caller.UserID,
+		Action: domain.ActionDetach, ISOPath: ejected, At: h.Now()})
+	return domain.Media{VMUUID: vm.UUID}, err
 }
 
 // release ends a claim under which nothing changed. A failure is not the caller's: the claim expires
 // on its own.
-func (uc ChangeMedia) release(ctx context.Context, claim Claim) { _ = uc.Claims.Release(ctx, claim) }
+func (h ChangeMediaHandler) release(ctx context.Context, claim Claim) {
+	_ = h.Claims.Release(ctx, claim)
+}

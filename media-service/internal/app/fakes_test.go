@@ -29,7 +29,7 @@ func (f fakeVMs) Lookup(_ context.Context, ref string) (domain.VM, error) {
 	return domain.VM{}, domain.ErrVMNotFound
 }
 
-// fakeLibrary resolves names and paths under libraryDir the way the adapter's contract says.
+// fakeLibrary resolves names and paths under libraryDir as app.Library documents it.
 type fakeLibrary struct {
 	mu       sync.Mutex
 	isos     map[string]domain.ISO

@@ -4,21 +4,28 @@ import (
 	"context"
 	"errors"
 
+	"limen/libs/contract"
 	"limen/media-service/internal/domain"
 )
 
-// GetMedia answers GET /api/vms/{uuid}/media from the domain XML, which is the truth.
+// GetMedia asks what the drive of the VM Ref names (uuid or numeric id) holds.
 type GetMedia struct {
+	Caller Caller
+	Ref    string
+}
+
+// GetMediaHandler answers from the domain XML, which is the truth.
+type GetMediaHandler struct {
 	VMs   VMs
 	Drive Drive
 }
 
-func (uc GetMedia) Handle(ctx context.Context, caller Caller, ref string) (domain.Media, error) {
-	vm, err := visibleVM(ctx, uc.VMs, caller, ref)
+func (h GetMediaHandler) Handle(ctx context.Context, q GetMedia) (domain.Media, error) {
+	vm, err := visibleVM(ctx, h.VMs, q.Caller, q.Ref)
 	if err != nil {
 		return domain.Media{}, err
 	}
-	path, err := uc.Drive.Media(ctx, vm.UUID)
+	path, err := h.Drive.Media(ctx, vm.UUID)
 	if err != nil {
 		return domain.Media{}, hypervisorError(err)
 	}
@@ -40,9 +47,9 @@ func visibleVM(ctx context.Context, vms VMs, caller Caller, ref string) (domain.
 // hypervisorError turns the drive's and library's typed failures into the caller's errors.
 func hypervisorError(err error) error {
 	switch {
-	case errors.Is(err, ErrHypervisorUnavailable):
+	case errors.Is(err, contract.ErrHypervisorUnavailable):
 		return domain.ErrHypervisorDown
-	case errors.Is(err, ErrMachineNotFound):
+	case errors.Is(err, contract.ErrMachineNotFound):
 		return domain.ErrMachineMissing
 	}
 	return err

@@ -6,12 +6,15 @@ import (
 	"limen/media-service/internal/domain"
 )
 
-// ListISOs answers GET /api/vms/isos: the library as the pool shows it now.
-type ListISOs struct {
+// ListISOs asks for the library's images.
+type ListISOs struct{}
+
+// ListISOsHandler answers the library as the pool shows it now.
+type ListISOsHandler struct {
 	Library Library
 }
 
-func (uc ListISOs) Handle(ctx context.Context) ([]domain.ISO, error) {
-	isos, err := uc.Library.List(ctx)
+func (h ListISOsHandler) Handle(ctx context.Context, _ ListISOs) ([]domain.ISO, error) {
+	isos, err := h.Library.List(ctx)
 	return isos, hypervisorError(err)
 }

@@ -3,7 +3,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
@@ -37,14 +36,10 @@ type Library interface {
 	Delete(ctx context.Context, name string) error
 }
 
-// ErrMachineNotFound is a VM whose domain the hypervisor does not have.
-var ErrMachineNotFound = errors.New("machine not found on the hypervisor")
-
-// ErrHypervisorUnavailable is a hypervisor that cannot be reached right now.
-var ErrHypervisorUnavailable = errors.New("hypervisor unavailable")
-
 // Drive is a VM's CD-ROM drive on the hypervisor. Changes apply live and persistently while the VM
-// runs, persistently only while it is stopped.
+// runs, persistently only while it is stopped. Its failures (and the Library's) wrap
+// contract.ErrMachineNotFound for a VM without a domain and contract.ErrHypervisorUnavailable while
+// the hypervisor is out of reach.
 type Drive interface {
 	// Media is the path in the drive, "" when empty; domain.ErrNoCDROM when the domain has no drive.
 	Media(ctx context.Context, vm uuid.UUID) (string, error)

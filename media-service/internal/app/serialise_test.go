@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
@@ -37,20 +38,20 @@ func TestDeleteISO_AttachesDuringItsCheckNeverGetTheDeletedISO(t *testing.T) {
 			attaches.Add(1)
 			go func() {
 				defer attaches.Done()
-				_, _, err := w.change.Attach(ctx, alice, ref, "ubuntu.iso")
+				_, err := w.attach(ctx, alice, ref, "ubuntu.iso")
 				results <- err
 			}()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	del := app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}
-	if err := del.Handle(ctx, "ubuntu.iso"); err != nil {
+	del := app.DeleteISOHandler{Library: w.library, Drive: w.drive, Claims: w.history}
+	if err := del.Handle(ctx, app.DeleteISO{Name: "ubuntu.iso"}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	attaches.Wait()
 	close(results)
 	for err := range results {
-		if domain.KindOf(err) != domain.KindNotFound {
+		if failure.KindOf(err) != failure.NotFound {
 			t.Errorf("attach racing the deletion: %v, want ISO file not found", err)
 		}
 	}
@@ -72,7 +73,7 @@ func TestDeleteISO_WaitsForAnAttachInProgress(t *testing.T) {
 	}
 	deleted := make(chan error, 1)
 	go func() {
-		deleted <- (app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}).Handle(ctx, "ubuntu.iso")
+		deleted <- (app.DeleteISOHandler{Library: w.library, Drive: w.drive, Claims: w.history}).Handle(ctx, app.DeleteISO{Name: "ubuntu.iso"})
 	}()
 	select {
 	case err := <-deleted:
@@ -85,7 +86,7 @@ func TestDeleteISO_WaitsForAnAttachInProgress(t *testing.T) {
 	if err := w.history.Record(ctx, claim, domain.Change{VMUUID: w.vm.UUID, Action: domain.ActionAttach}); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-deleted; domain.KindOf(err) != domain.KindConflict {
+	if err := <-deleted; failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("delete of an ISO attached meanwhile: %v", err)
 	}
 }
@@ -96,26 +97,27 @@ func TestUpload_AnnouncedChecksum(t *testing.T) {
 	bad := strings.Repeat("0", 64)
 	for _, c := range []struct {
 		announced string
-		kind      domain.Kind
+		kind      failure.Kind
 		message   string
 	}{
-		{"", 0, ""},
-		{good, 0, ""},
-		{strings.ToUpper(good), 0, ""},
-		{bad, domain.KindInvalid, "Upload checksum mismatch: announced SHA-256 " + bad + ", received " + good},
-		{"abc", domain.KindInvalid, "Checksum must be a SHA-256: 64 hexadecimal digits"},
+		{"", failure.Unknown, ""},
+		{good, failure.Unknown, ""},
+		{strings.ToUpper(good), failure.Unknown, ""},
+		{bad, failure.Invalid, "Upload checksum mismatch: announced SHA-256 " + bad + ", received " + good},
+		{"abc", failure.Invalid, "Checksum must be a SHA-256: 64 hexadecimal digits"},
 	} {
 		lib := newLibrary()
-		iso, got, err := (app.UploadISO{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}).Handle(context.Background(), "tiny.iso", 5, strings.NewReader("hello"), c.announced)
-		if domain.KindOf(err) != c.kind || c.kind != 0 && err.Error() != c.message {
+		up, err := (app.UploadISOHandler{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}).Handle(context.Background(),
+			app.UploadISO{Name: "tiny.iso", Size: 5, Body: strings.NewReader("hello"), AnnouncedSHA256: c.announced})
+		if failure.KindOf(err) != c.kind || c.kind != failure.Unknown && err.Error() != c.message {
 			t.Errorf("announced %q: %v, want %q", c.announced, err, c.message)
 			continue
 		}
-		if _, stored := lib.isos["tiny.iso"]; stored != (c.kind == 0) {
+		if _, stored := lib.isos["tiny.iso"]; stored != (c.kind == failure.Unknown) {
 			t.Errorf("announced %q: stored %v", c.announced, stored)
 		}
-		if c.kind == 0 && (got != good || iso.Name != "tiny.iso") {
-			t.Errorf("announced %q: %+v %s", c.announced, iso, got)
+		if c.kind == failure.Unknown && (up.SHA256 != good || up.ISO.Name != "tiny.iso") {
+			t.Errorf("announced %q: %+v %s", c.announced, up.ISO, up.SHA256)
 		}
 	}
 }

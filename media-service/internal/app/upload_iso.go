@@ -10,28 +10,41 @@ import (
 	"limen/media-service/internal/domain"
 )
 
-// UploadISO streams an image into the library (admin only). The SHA-256 is computed on the way
+// UploadISO asks to store Size bytes of Body as the library's ISO called Name. AnnouncedSHA256 is the
+// SHA-256 the client sent (hex, any case), "" for none.
+type UploadISO struct {
+	Name            string
+	Size            int64
+	Body            io.Reader
+	AnnouncedSHA256 string
+}
+
+// UploadedISO is the ISO stored and the SHA-256 of the bytes that arrived (hex).
+type UploadedISO struct {
+	ISO    domain.ISO
+	SHA256 string
+}
+
+// UploadISOHandler streams an image into the library (admin only). The SHA-256 is computed on the way
 // through, so the caller can compare it with the distribution's checksum; a client that announced
 // one has the upload refused (and nothing stored) when the bytes that arrived hash differently.
-type UploadISO struct {
+type UploadISOHandler struct {
 	Library  Library
 	MaxBytes int64
 	// MaxLabel is MaxBytes as people read it, for the 413 message.
 	MaxLabel string
 }
 
-// Handle stores size bytes of body as name. announced is the SHA-256 the client sent (hex, any
-// case), "" for none.
-func (uc UploadISO) Handle(ctx context.Context, name string, size int64, body io.Reader, announced string) (domain.ISO, string, error) {
-	if err := domain.ValidateISOName(name); err != nil {
-		return domain.ISO{}, "", err
+func (h UploadISOHandler) Handle(ctx context.Context, cmd UploadISO) (UploadedISO, error) {
+	if err := domain.ValidateISOName(cmd.Name); err != nil {
+		return UploadedISO{}, err
 	}
-	if size > uc.MaxBytes {
-		return domain.ISO{}, "", domain.UploadTooLarge(uc.MaxLabel)
+	if cmd.Size > h.MaxBytes {
+		return UploadedISO{}, domain.UploadTooLarge(h.MaxLabel)
 	}
-	announced = strings.ToLower(announced)
+	announced := strings.ToLower(cmd.AnnouncedSHA256)
 	if b, err := hex.DecodeString(announced); announced != "" && (err != nil || len(b) != sha256.Size) {
-		return domain.ISO{}, "", domain.Invalid("Checksum must be a SHA-256: 64 hexadecimal digits")
+		return UploadedISO{}, domain.Invalid("Checksum must be a SHA-256: 64 hexadecimal digits")
 	}
 	hash := sha256.New()
 	var sum string
@@ -43,12 +56,12 @@ func (uc UploadISO) Handle(ctx context.Context, name string, size int64, body io
 		}
 		return nil
 	}
-	iso, err := uc.Library.Upload(ctx, name, size, io.TeeReader(body, hash), check)
+	iso, err := h.Library.Upload(ctx, cmd.Name, cmd.Size, io.TeeReader(cmd.Body, hash), check)
 	if err != nil {
-		return domain.ISO{}, "", hypervisorError(err)
+		return UploadedISO{}, hypervisorError(err)
 	}
 	if sum == "" { // a library that did not call check
 		sum = hex.EncodeToString(hash.Sum(nil))
 	}
-	return iso, sum, nil
+	return UploadedISO{ISO: iso, SHA256: sum}, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
+	"limen/libs/failure"
 	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
@@ -28,39 +30,47 @@ type world struct {
 	library *fakeLibrary
 	drive   *fakeDrive
 	history *fakeHistory
-	change  app.ChangeMedia
+	change  app.ChangeMediaHandler
 }
 
 func newWorld() *world {
 	vm := domain.VM{UUID: uuid.New(), OwnerID: 1, Status: "Running"}
 	w := &world{vm: vm, vms: fakeVMs{vm.UUID.String(): vm, "7": vm}, library: newLibrary("ubuntu.iso", "debian.iso"),
 		drive: &fakeDrive{drives: map[uuid.UUID]string{vm.UUID: ""}}, history: newHistory()}
-	w.change = app.ChangeMedia{VMs: w.vms, Library: w.library, Drive: w.drive, Claims: w.history, History: w.history, Now: clock}
+	w.change = app.ChangeMediaHandler{VMs: w.vms, Library: w.library, Drive: w.drive, Claims: w.history, History: w.history, Now: clock}
 	return w
+}
+
+func (w *world) attach(ctx context.Context, caller app.Caller, ref, isoPath string) (domain.Media, error) {
+	return w.change.Handle(ctx, app.ChangeMedia{Caller: caller, Ref: ref, Action: string(domain.ActionAttach), ISOPath: isoPath})
+}
+
+func (w *world) detach(ctx context.Context, caller app.Caller, ref string) (domain.Media, error) {
+	return w.change.Handle(ctx, app.ChangeMedia{Caller: caller, Ref: ref, Action: string(domain.ActionDetach)})
 }
 
 func TestAttachSwapDetach_RecordsEachChange(t *testing.T) {
 	w := newWorld()
 	ctx := context.Background()
 	ref := w.vm.UUID.String()
-	if _, p, err := w.change.Attach(ctx, alice, ref, libraryDir+"/ubuntu.iso"); err != nil || p != libraryDir+"/ubuntu.iso" {
-		t.Fatalf("attach: %q %v", p, err)
+	if m, err := w.attach(ctx, alice, ref, libraryDir+"/ubuntu.iso"); err != nil || m.Path != libraryDir+"/ubuntu.iso" {
+		t.Fatalf("attach: %q %v", m.Path, err)
 	}
 	// A bare name and the numeric id work too.
-	if _, p, err := w.change.Attach(ctx, alice, "7", "debian.iso"); err != nil || p != libraryDir+"/debian.iso" {
-		t.Fatalf("swap by name: %q %v", p, err)
+	if m, err := w.attach(ctx, alice, "7", "debian.iso"); err != nil || m.Path != libraryDir+"/debian.iso" {
+		t.Fatalf("swap by name: %q %v", m.Path, err)
 	}
-	m, err := (app.GetMedia{VMs: w.vms, Drive: w.drive}).Handle(ctx, alice, ref)
+	m, err := (app.GetMediaHandler{VMs: w.vms, Drive: w.drive}).Handle(ctx, app.GetMedia{Caller: alice, Ref: ref})
 	if err != nil || !m.Attached || m.Path != libraryDir+"/debian.iso" {
 		t.Fatalf("media %+v %v", m, err)
 	}
-	if _, err := w.change.Detach(ctx, alice, ref); err != nil {
+	if _, err := w.detach(ctx, alice, ref); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.change.Detach(ctx, alice, ref); err != nil {
+	if _, err := w.detach(ctx, alice, ref); err != nil {
 		t.Fatalf("detach of an empty drive: %v", err)
 	}
-	m, _ = (app.GetMedia{VMs: w.vms, Drive: w.drive}).Handle(ctx, alice, ref)
+	m, _ = (app.GetMediaHandler{VMs: w.vms, Drive: w.drive}).Handle(ctx, app.GetMedia{Caller: alice, Ref: ref})
 	if m.Attached || m.Path != "" {
 		t.Fatalf("after detach %+v", m)
 	}
@@ -90,18 +100,18 @@ func TestAttach_BadInputTouchesNothing(t *testing.T) {
 		{alice, uuid.NewString(), "ubuntu.iso", "VM not found"},
 	}
 	for _, c := range cases {
-		if _, _, err := w.change.Attach(context.Background(), c.caller, c.ref, c.path); err == nil || err.Error() != c.message {
+		if _, err := w.attach(context.Background(), c.caller, c.ref, c.path); err == nil || err.Error() != c.message {
 			t.Errorf("%q: got %v, want %q", c.path, err, c.message)
 		}
 	}
-	if _, err := w.change.Detach(context.Background(), bob, ref); !errors.Is(err, domain.ErrVMNotFound) {
+	if _, err := w.detach(context.Background(), bob, ref); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Errorf("bob detached alice's drive: %v", err)
 	}
 	if len(w.history.changes) != 0 || w.drive.drives[w.vm.UUID] != "" {
 		t.Fatalf("bad input changed something: %+v", w.history.changes)
 	}
 	// An admin may act on anyone's VM.
-	if _, _, err := w.change.Attach(context.Background(), admin, ref, "ubuntu.iso"); err != nil {
+	if _, err := w.attach(context.Background(), admin, ref, "ubuntu.iso"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -109,11 +119,11 @@ func TestAttach_BadInputTouchesNothing(t *testing.T) {
 func TestAttach_DriveFailureRecordsNothing(t *testing.T) {
 	w := newWorld()
 	w.drive.fail = errBoom
-	if _, _, err := w.change.Attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); !errors.Is(err, errBoom) {
+	if _, err := w.attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); !errors.Is(err, errBoom) {
 		t.Fatalf("got %v", err)
 	}
-	w.drive.fail = app.ErrHypervisorUnavailable
-	if _, _, err := w.change.Attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); !errors.Is(err, domain.ErrHypervisorDown) {
+	w.drive.fail = contract.ErrHypervisorUnavailable
+	if _, err := w.attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); !errors.Is(err, domain.ErrHypervisorDown) {
 		t.Fatalf("got %v", err)
 	}
 	if len(w.history.changes) != 0 {
@@ -130,9 +140,9 @@ func TestConcurrentAttachAndDetach_EndConsistent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if i%2 == 0 {
-				_, _, _ = w.change.Attach(context.Background(), alice, ref, "ubuntu.iso")
+				_, _ = w.attach(context.Background(), alice, ref, "ubuntu.iso")
 			} else {
-				_, _ = w.change.Detach(context.Background(), alice, ref)
+				_, _ = w.detach(context.Background(), alice, ref)
 			}
 		}()
 	}
@@ -146,17 +156,17 @@ func TestConcurrentAttachAndDetach_EndConsistent(t *testing.T) {
 
 func TestUpload_HashesStreamsAndCaps(t *testing.T) {
 	lib := newLibrary()
-	uc := app.UploadISO{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}
-	iso, sum, err := uc.Handle(context.Background(), "tiny.iso", 5, strings.NewReader("hello"), "")
+	uc := app.UploadISOHandler{Library: lib, MaxBytes: 10, MaxLabel: "10 bytes"}
+	up, err := uc.Handle(context.Background(), app.UploadISO{Name: "tiny.iso", Size: 5, Body: strings.NewReader("hello")})
 	want := sha256.Sum256([]byte("hello"))
-	if err != nil || iso.Name != "tiny.iso" || sum != hex.EncodeToString(want[:]) {
-		t.Fatalf("%+v %s %v", iso, sum, err)
+	if err != nil || up.ISO.Name != "tiny.iso" || up.SHA256 != hex.EncodeToString(want[:]) {
+		t.Fatalf("%+v %s %v", up.ISO, up.SHA256, err)
 	}
-	if _, _, err := uc.Handle(context.Background(), "big.iso", 11, strings.NewReader(""), ""); domain.KindOf(err) != domain.KindTooLarge {
+	if _, err := uc.Handle(context.Background(), app.UploadISO{Name: "big.iso", Size: 11, Body: strings.NewReader("")}); failure.KindOf(err) != failure.TooLarge {
 		t.Fatalf("over the cap: %v", err)
 	}
 	for _, name := range []string{"../x.iso", "x.img", ".hidden.iso", "a/b.iso", ""} {
-		if _, _, err := uc.Handle(context.Background(), name, 1, strings.NewReader("x"), ""); domain.KindOf(err) != domain.KindInvalid {
+		if _, err := uc.Handle(context.Background(), app.UploadISO{Name: name, Size: 1, Body: strings.NewReader("x")}); failure.KindOf(err) != failure.Invalid {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
@@ -164,18 +174,18 @@ func TestUpload_HashesStreamsAndCaps(t *testing.T) {
 
 func TestDeleteISO_RefusedWhileAttached(t *testing.T) {
 	w := newWorld()
-	del := app.DeleteISO{Library: w.library, Drive: w.drive, Claims: w.history}
-	if _, _, err := w.change.Attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); err != nil {
+	del := app.DeleteISOHandler{Library: w.library, Drive: w.drive, Claims: w.history}
+	if _, err := w.attach(context.Background(), alice, w.vm.UUID.String(), "ubuntu.iso"); err != nil {
 		t.Fatal(err)
 	}
-	if err := del.Handle(context.Background(), "ubuntu.iso"); domain.KindOf(err) != domain.KindConflict {
+	if err := del.Handle(context.Background(), app.DeleteISO{Name: "ubuntu.iso"}); failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("delete of an attached ISO: %v", err)
 	}
-	if err := del.Handle(context.Background(), "debian.iso"); err != nil {
+	if err := del.Handle(context.Background(), app.DeleteISO{Name: "debian.iso"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"debian.iso", "../etc/passwd"} {
-		if err := del.Handle(context.Background(), name); domain.KindOf(err) != domain.KindNotFound {
+		if err := del.Handle(context.Background(), app.DeleteISO{Name: name}); failure.KindOf(err) != failure.NotFound {
 			t.Errorf("delete %q: %v", name, fmt.Sprint(err))
 		}
 	}

@@ -18,7 +18,7 @@ const (
 	ActionDetach Action = "detach"
 )
 
-// ParseAction accepts the guide's two actions.
+// ParseAction accepts the two actions a drive takes.
 func ParseAction(s string) (Action, error) {
 	switch Action(s) {
 	case ActionAttach, ActionDetach:

@@ -6,7 +6,7 @@ import (
 	"limen/media-service/internal/domain"
 )
 
-func TestParseAction_TheGuidesMessage(t *testing.T) {
+func TestParseAction_RefusesOtherActionsByName(t *testing.T) {
 	if a, err := domain.ParseAction("attach"); err != nil || a != domain.ActionAttach {
 		t.Fatal(a, err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+
+	"limen/libs/contract"
 )
 
 // BenchmarkAttach_HTTP is one attach through media-service's HTTP port on a running guest: token,
@@ -31,7 +33,8 @@ func BenchmarkAttach_RawUpdateDeviceFlags(b *testing.B) {
 	}
 	for i := 0; b.Loop(); i++ {
 		// Test paths need no XML escaping.
-		disk := fmt.Sprintf(`<disk type="file" device="cdrom"><driver name="qemu" type="raw"/><source file="%s"/><target dev="sda" bus="sata"/><readonly/></disk>`, isos[i%2])
+		disk := fmt.Sprintf(`<disk type="file" device="cdrom"><driver name="qemu" type="raw"/><source file="%s"/><target dev="%s" bus="%s"/><readonly/></disk>`,
+			isos[i%2], contract.CDROMTarget, contract.CDROMBus)
 		if err := s.lv.DomainUpdateDeviceFlags(dom, disk, golibvirt.DomainDeviceModifyLive|golibvirt.DomainDeviceModifyConfig); err != nil {
 			b.Fatal(err)
 		}

@@ -32,7 +32,7 @@ import (
 func (s *stack) fzState(t testing.TB, vms ...string) string {
 	t.Helper()
 	var db string
-	err := s.pool.QueryRow(context.Background(), `SELECT concat_ws('/',
+	err := s.Pool.QueryRow(context.Background(), `SELECT concat_ws('/',
 		(SELECT md5(coalesce(string_agg(c::text, '|' ORDER BY c.id), '')) FROM media_changes c),
 		(SELECT md5(coalesce(string_agg(concat_ws(',', o.id, o.topic, o.key, encode(o.payload, 'hex'), o.traceparent, o.created_at), '|' ORDER BY o.id), '')) FROM outbox o),
 		(SELECT count(*) FROM media_claims))`).Scan(&db)
@@ -114,7 +114,7 @@ func fzCheck(t *testing.T, what string, a fzAnswer, before, after string) {
 		t.Fatalf("%s: %d %s", what, a.status, a.raw)
 	}
 	if a.status >= 400 && (a.body["code"] != float64(a.status) || a.body["message"] == "") {
-		t.Fatalf("%s: %d without the contract's error body: %s", what, a.status, a.raw)
+		t.Fatalf("%s: %d without the {code, message} error body: %s", what, a.status, a.raw)
 	}
 	if after != before {
 		t.Fatalf("%s: %d %s, and something changed:\n%s\n---\n%s", what, a.status, a.raw, before, after)
@@ -155,7 +155,7 @@ func FuzzChangeMedia(f *testing.F) {
 			body = ""
 		}
 		before := s.fzState(t, vms...)
-		a := s.fzDo(t, method, "/api/vms/"+ref+"/media", s.keys.Token(t, 1, "user"), contentType, body)
+		a := s.fzDo(t, method, "/api/vms/"+ref+"/media", s.Keys.Token(t, 1, "user"), contentType, body)
 		after := s.fzState(t, vms...)
 		what := method + " /api/vms/" + ref + "/media " + body
 		fzCheck(t, what, a, before, after)
@@ -193,7 +193,7 @@ func FuzzISOName(f *testing.F) {
 		if strings.ContainsFunc(name, fzNotOnRequestLine) {
 			return // no request line carries it
 		}
-		admin := s.keys.Token(t, 9, "admin")
+		admin := s.Keys.Token(t, 9, "admin")
 		before := s.fzState(t, holder)
 		var a fzAnswer
 		var what string
@@ -201,7 +201,7 @@ func FuzzISOName(f *testing.F) {
 		case 0, 1:
 			token := admin
 			if op%3 == 1 {
-				token = s.keys.Token(t, 1, "user")
+				token = s.Keys.Token(t, 1, "user")
 			}
 			what = "DELETE /api/vms/isos/" + name
 			a = s.fzDo(t, "DELETE", "/api/vms/isos/"+name, token, "", "")

@@ -34,7 +34,7 @@ func (s *stack) replica() string {
 	conn := libvirtconn.New(libvirtconn.Config{URI: d.URI(), Socket: d.SocketPath()}, log)
 	connDone := make(chan struct{})
 	go func() { defer close(connDone); _ = conn.Run(ctx) }()
-	svc, err := service.New(ctx, s.cfg, s.pool, conn, log, nil)
+	svc, err := service.New(ctx, s.cfg, s.Pool, conn, log, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func (s *stack) upload(name string, body []byte, headers map[string]string) answ
 	s.t.Helper()
 	req, _ := http.NewRequest("POST", s.server+"/api/vms/isos?name="+name, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Authorization", "Bearer "+s.keys.Token(s.t, 9, "admin"))
+	req.Header.Set("Authorization", "Bearer "+s.Keys.Token(s.t, 9, "admin"))
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
@@ -103,7 +103,7 @@ func TestAttachesOnTwoReplicasRacingADelete_NoVMHoldsTheDeletedISO(t *testing.T)
 	for range 6 {
 		vms = append(vms, s.defineVM(1, false, true))
 	}
-	token := s.keys.Token(t, 9, "admin")
+	token := s.Keys.Token(t, 9, "admin")
 	post := func(server, method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, server+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -1,5 +1,5 @@
-// Package service wires media-service's adapters, use cases, outbox relay and HTTP port; main and the
-// component tests build the service the same way.
+// Package service wires media-service's adapters, use cases, outbox relay and HTTP port; Run (the
+// process) and the component tests build the service the same way, through New.
 package service
 
 import (
@@ -12,9 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/process"
 	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
@@ -23,29 +25,40 @@ import (
 	"limen/media-service/internal/adapters/vmclient"
 	"limen/media-service/internal/app"
 	porthttp "limen/media-service/internal/ports/http"
+	"limen/media-service/migrations"
 )
 
 // Name is the service's name in logs, traces and event sources.
 const Name = "media-service"
 
-// Config is media-service's environment.
+// Config is media-service's environment: the settings every service shares, and its own.
 type Config struct {
-	ListenAddr     string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18083" validate:"hostname_port"`
-	DatabaseURL    string        `env:"DATABASE_URL,required" validate:"required"`
-	KafkaBrokers   []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
-	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
-	JWKSURL        string        `env:"LIMEN_JWKS_URL" envDefault:"http://127.0.0.1:18081/api/auth/jwks" validate:"required,http_url"`
-	Issuer         string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
-	Audience       string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
-	VMServiceURL   string        `env:"VM_SERVICE_URL" envDefault:"http://127.0.0.1:18082" validate:"required,http_url"`
-	InternalToken  string        `env:"LIMEN_INTERNAL_TOKEN,required" validate:"required"`
-	LibvirtURI     string        `env:"LIBVIRT_URI" envDefault:"qemu:///system" validate:"required"`
-	LibvirtSocket  string        `env:"LIBVIRT_SOCKET"`
-	ISODir         string        `env:"LIMEN_ISO_DIR" envDefault:"/var/lib/limen/isos" validate:"required"`
-	ISOPool        string        `env:"LIMEN_ISO_POOL" envDefault:"limen-isos" validate:"required"`
-	MaxUploadBytes int64         `env:"LIMEN_ISO_MAX_UPLOAD" envDefault:"17179869184" validate:"gt=0"`
-	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
-	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+	contract.Settings
+	DatabaseURL    string   `env:"DATABASE_URL,required" validate:"required"`
+	KafkaBrokers   []string `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
+	VMServiceURL   string   `env:"VM_SERVICE_URL" envDefault:"http://127.0.0.1:18082" validate:"required,http_url"`
+	InternalToken  string   `env:"LIMEN_INTERNAL_TOKEN,required" validate:"required"`
+	LibvirtURI     string   `env:"LIBVIRT_URI" envDefault:"qemu:///system" validate:"required"`
+	LibvirtSocket  string   `env:"LIBVIRT_SOCKET"`
+	ISODir         string   `env:"LIMEN_ISO_DIR" envDefault:"/var/lib/limen/isos" validate:"required"`
+	ISOPool        string   `env:"LIMEN_ISO_POOL" envDefault:"limen-isos" validate:"required"`
+	MaxUploadBytes int64    `env:"LIMEN_ISO_MAX_UPLOAD" envDefault:"17179869184" validate:"gt=0"`
+	TrustedProxies []string `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
+}
+
+// Run is media-service's process: it opens the database (applying the migrations) and the libvirt
+// connection, and serves until ctx is done.
+func Run(ctx context.Context, cfg Config, env process.Env) error {
+	pool, err := outbox.Open(ctx, cfg.DatabaseURL, "media", migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	conn := libvirtconn.New(libvirtconn.Config{URI: cfg.LibvirtURI, Socket: cfg.LibvirtSocket}, env.Log)
+	return process.Serve(ctx, cfg.Addr(Name), cfg.DrainTimeout, env.Log, func(ctx context.Context) (*Service, error) {
+		return New(ctx, cfg, pool, conn, env.Log, env.Telemetry)
+	}, conn.Run)
 }
 
 // Service is media-service assembled: its HTTP app, the relay that publishes media events and the
@@ -81,12 +94,16 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		// ISO uploads stream into the pool; every other request keeps the 1 MiB limit.
 		StreamRequestBody: true, Upload: web.UploadRoute(fiber.MethodPost, "/api/vms/isos"),
 		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready, "revocations": follower.Ready}})
-	porthttp.Mount(fiberApp, porthttp.UseCases{
-		ListISOs:  app.ListISOs{Library: library},
-		GetMedia:  app.GetMedia{VMs: vms, Drive: drive},
-		Change:    app.ChangeMedia{VMs: vms, Library: library, Drive: drive, Claims: history, History: history, Now: now},
-		UploadISO: app.UploadISO{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
-		DeleteISO: app.DeleteISO{Library: library, Drive: drive, Claims: history},
+	porthttp.Mount(fiberApp, app.Application{
+		Commands: app.Commands{
+			ChangeMedia: app.ChangeMediaHandler{VMs: vms, Library: library, Drive: drive, Claims: history, History: history, Now: now},
+			UploadISO:   app.UploadISOHandler{Library: library, MaxBytes: cfg.MaxUploadBytes, MaxLabel: web.ByteSize(cfg.MaxUploadBytes)},
+			DeleteISO:   app.DeleteISOHandler{Library: library, Drive: drive, Claims: history},
+		},
+		Queries: app.Queries{
+			GetMedia: app.GetMediaHandler{VMs: vms, Drive: drive},
+			ListISOs: app.ListISOsHandler{Library: library},
+		},
 	}, verifier)
 	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log), follower: follower}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,39 +17,34 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"limen/libs/libvirtconn"
-	"limen/libs/outbox"
-	"limen/libs/pgdb"
+	"limen/libs/contract"
 	"limen/libs/testkit"
-	"limen/libs/testkit/jwttest"
+	"limen/libs/testkit/apidoc"
 	"limen/libs/testkit/kafkatest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
+	"limen/libs/testkit/servicetest"
 	"limen/media-service/internal/service"
 	"limen/media-service/migrations"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m, pgtest.StartShared, libvirttest.StartShared) }
 
-const topic = "limen.media.events"
+const topic = contract.TopicMediaEvents
 
-// stack is one media-service over a fresh database, the package's libvirtd, its own broker and a
-// stand-in for vm-service's internal API that knows the VMs the test defines.
+// stack is one media-service over the component-test dependencies (servicetest: a fresh database,
+// the package's libvirtd, a broker of its own) and a stand-in for vm-service's internal API that knows
+// the VMs the test defines.
 type stack struct {
+	*servicetest.Stack
 	t       testing.TB
 	app     *service.Service
 	server  string
-	pool    *pgxpool.Pool
-	broker  *kfake.Cluster
-	keys    *jwttest.KeyIssuer
 	lv      *golibvirt.Libvirt
 	isoDir  string
 	isoPool string
@@ -62,38 +56,25 @@ type stack struct {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := libvirttest.Shared(t)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, pgtest.NewDatabase(t), "media", migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := outbox.Migrate(ctx, pool, "media"); err != nil {
-		t.Fatal(err)
-	}
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{t: t, pool: pool, broker: broker, keys: jwttest.New(t), owners: map[string]int64{},
-		isoDir: filepath.Join(d.ImageDir(), "isos-"+uuid.NewString()[:8])}
+	deps := servicetest.New(t, servicetest.Options{Schema: "media", Migrations: migrations.FS,
+		Partitions: map[string]int32{topic: 3}})
+	s := &stack{Stack: deps, t: t, owners: map[string]int64{},
+		isoDir: filepath.Join(deps.Daemon.ImageDir(), "isos-"+uuid.NewString()[:8]), isoPool: "isos-" + uuid.NewString()[:8]}
 	vms := httptest.NewServer(http.HandlerFunc(s.vmService))
-	conn := libvirtconn.New(libvirtconn.Config{URI: d.URI(), Socket: d.SocketPath()}, log)
-	connDone := make(chan struct{})
-	go func() { defer close(connDone); _ = conn.Run(ctx) }()
-
-	s.isoPool = "isos-" + uuid.NewString()[:8]
-	cfg := service.Config{
-		KafkaBrokers: broker.ListenAddrs(), JWKSURL: s.keys.JWKSURL, Issuer: "limen", Audience: "limen-api",
-		VMServiceURL: vms.URL, InternalToken: "peer-secret", ISODir: s.isoDir, ISOPool: s.isoPool, MaxUploadBytes: 8 << 20,
-		DrainTimeout: time.Second,
+	s.cfg = service.Config{
+		Settings:     deps.Settings(),
+		KafkaBrokers: deps.Broker.ListenAddrs(), VMServiceURL: vms.URL, InternalToken: "peer-secret", ISODir: s.isoDir, ISOPool: s.isoPool,
+		MaxUploadBytes: 8 << 20,
 	}
-	s.cfg = cfg
-	if s.app, err = service.New(ctx, cfg, pool, conn, log, nil); err != nil {
+	ctx, cancel := context.WithCancel(deps.Ctx)
+	var err error
+	if s.app, err = service.New(ctx, s.cfg, deps.Pool, deps.Conn, deps.Log, nil); err != nil {
+		cancel()
+		vms.Close()
 		t.Fatal(err)
 	}
-	s.lv, _ = conn.Client()
+	apidoc.CheckRoutes(t, service.Name, s.app.App())
+	s.lv, _ = deps.Conn.Client()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,10 +89,7 @@ func newStack(t testing.TB) *stack {
 		s.removeAll()
 		cancel()
 		<-runDone
-		<-connDone
 		vms.Close()
-		pool.Close()
-		broker.Close()
 	})
 	return s
 }
@@ -156,13 +134,14 @@ func (s *stack) removeAll() {
 func (s *stack) defineVM(owner int64, running, withCDROM bool) string {
 	s.t.Helper()
 	id := uuid.New()
-	cdrom := `<disk type="file" device="cdrom"><driver name="qemu" type="raw"/><target dev="sda" bus="sata"/><readonly/></disk>`
+	cdrom := fmt.Sprintf(`<disk type="file" device="cdrom"><driver name="qemu" type="raw"/><target dev="%s" bus="%s"/><readonly/></disk>`,
+		contract.CDROMTarget, contract.CDROMBus)
 	if !withCDROM {
 		cdrom = ""
 	}
-	dom, err := s.lv.DomainDefineXML(fmt.Sprintf(`<domain type="qemu"><name>limen-%s</name><uuid>%s</uuid>
+	dom, err := s.lv.DomainDefineXML(fmt.Sprintf(`<domain type="qemu"><name>%s</name><uuid>%s</uuid>
 		<memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64" machine="q35">hvm</type></os>
-		<devices>%s</devices></domain>`, id, id, cdrom))
+		<devices>%s</devices></domain>`, contract.DomainName(id.String()), id, cdrom))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -210,7 +189,7 @@ func (s *stack) call(method, path string, userID int64, role string, body any) a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if userID != 0 {
-		req.Header.Set("Authorization", "Bearer "+s.keys.Token(s.t, userID, role))
+		req.Header.Set("Authorization", "Bearer "+s.Keys.Token(s.t, userID, role))
 	}
 	return s.do(req)
 }
@@ -222,6 +201,7 @@ func (s *stack) do(req *http.Request) answer {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	apidoc.Check(s.t, req, resp)
 	raw, _ := io.ReadAll(resp.Body)
 	a := answer{status: resp.StatusCode, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
@@ -276,7 +256,7 @@ type event struct {
 // events reads want events of vm from the start of the topic.
 func (s *stack) events(vm string, want int) []event {
 	s.t.Helper()
-	return kafkatest.Read(s.t, s.broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
+	return kafkatest.Read(s.t, s.Broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
 		var e event
 		return e, json.Unmarshal(r.Value, &e) == nil && e.Subject == vm && string(r.Key) == vm
 	}, func(got []event) bool { return len(got) >= want })
@@ -336,12 +316,12 @@ func TestAttachSwapEject_OnARunningVM_AndAttachToAStoppedOne(t *testing.T) {
 		t.Fatalf("events %+v", events)
 	}
 	var history int
-	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM media_changes WHERE actor_id = 1`).Scan(&history); err != nil || history != 4 {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM media_changes WHERE actor_id = 1`).Scan(&history); err != nil || history != 4 {
 		t.Fatalf("history rows %d (%v)", history, err)
 	}
 }
 
-func TestErrors_AsTheGuideSays_AndNothingChanges(t *testing.T) {
+func TestErrors_RefusedWithTheirMessages_AndNothingChanges(t *testing.T) {
 	s := newStack(t)
 	iso := s.makeISO("ubuntu.iso")
 	vm := s.defineVM(1, false, true)
@@ -416,7 +396,7 @@ func TestConcurrentAttachAndEject_DriveMatchesTheLastRecordedChange(t *testing.T
 	}
 	wg.Wait()
 	var action, path string
-	if err := s.pool.QueryRow(context.Background(), `SELECT action, iso_path FROM media_changes ORDER BY id DESC LIMIT 1`).Scan(&action, &path); err != nil {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT action, iso_path FROM media_changes ORDER BY id DESC LIMIT 1`).Scan(&action, &path); err != nil {
 		t.Fatal(err)
 	}
 	want := ""
@@ -433,7 +413,7 @@ func TestUploadAndDelete_AdminOnly_CappedAndRefusedWhileAttached(t *testing.T) {
 	upload := func(userID int64, role, name string, body []byte) answer {
 		req, _ := http.NewRequest("POST", s.server+"/api/vms/isos?name="+name, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Authorization", "Bearer "+s.keys.Token(t, userID, role))
+		req.Header.Set("Authorization", "Bearer "+s.Keys.Token(t, userID, role))
 		return s.do(req)
 	}
 	content := bytes.Repeat([]byte("LIMEN-ISO-"), 300_000) // 3 MB, more than the 1 MiB JSON limit

@@ -11,9 +11,17 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// ChangePower runs start, stop, restart, pause, resume and force_stop. The VM is claimed with a task
-// first, so a second request while the hypervisor works is refused instead of racing it.
+// ChangePower asks for a power action (start, stop, restart, pause, resume, force_stop) on a VM the
+// caller may see.
 type ChangePower struct {
+	Caller Caller
+	Ref    domain.Ref
+	Action domain.Action
+}
+
+// ChangePowerHandler claims the VM with a task first, so a second request while the hypervisor works
+// is refused instead of racing it.
+type ChangePowerHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	// StopTimeout is how long a guest gets to power off on ACPI before it is forced off.
@@ -25,8 +33,9 @@ type ChangePower struct {
 	Now   Clock
 }
 
-func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref, action domain.Action) (*domain.VM, error) {
-	vm, err := load(ctx, uc.Repo, caller, ref)
+func (uc ChangePowerHandler) Handle(ctx context.Context, cmd ChangePower) (*domain.VM, error) {
+	action := cmd.Action
+	vm, err := load(ctx, uc.Repo, cmd.Caller, cmd.Ref)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +98,7 @@ func (uc ChangePower) Handle(ctx context.Context, caller Caller, ref domain.Ref,
 	return done, err
 }
 
-func (uc ChangePower) run(ctx context.Context, vm *domain.VM, action domain.Action) error {
+func (uc ChangePowerHandler) run(ctx context.Context, vm *domain.VM, action domain.Action) error {
 	h := uc.Hypervisor
 	switch action {
 	case domain.ActionStart:

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 
+	"limen/libs/contract"
 	"limen/vm-service/internal/domain"
 )
 
-// CreateVMRequest is what a user asks for.
-type CreateVMRequest struct {
+// CreateVM is what a user asks for: a new VM, started at once when Start is set.
+type CreateVM struct {
+	Caller    Caller
 	Name      string
 	CPU       int
 	MemoryMiB int
@@ -18,25 +20,25 @@ type CreateVMRequest struct {
 	Start     bool
 }
 
-// CreateVM defines the VM's disk and domain first and records it second, so a hypervisor failure
+// CreateVMHandler defines the VM's disk and domain first and records it second, so a hypervisor failure
 // leaves no row behind and a database failure is undone on the hypervisor.
-type CreateVM struct {
+type CreateVMHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	Quotas     Quotas
 	Catalogue  domain.Catalogue
-	Power      *ChangePower
+	Power      ChangePowerHandler
 	Host       string
 	Now        Clock
 	Log        *slog.Logger
 }
 
-func (uc CreateVM) Handle(ctx context.Context, caller Caller, req CreateVMRequest) (*domain.VM, error) {
-	os, err := uc.Catalogue.Lookup(req.OSType)
+func (uc CreateVMHandler) Handle(ctx context.Context, cmd CreateVM) (*domain.VM, error) {
+	os, err := uc.Catalogue.Lookup(cmd.OSType)
 	if err != nil {
 		return nil, err
 	}
-	vm, err := domain.NewVM(caller.UserID, req.Name, req.CPU, req.MemoryMiB, os, uc.Now())
+	vm, err := domain.NewVM(cmd.Caller.UserID, cmd.Name, cmd.CPU, cmd.MemoryMiB, os, uc.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -69,10 +71,10 @@ func (uc CreateVM) Handle(ctx context.Context, caller Caller, req CreateVMReques
 		}
 		return nil, err
 	}
-	if !req.Start {
+	if !cmd.Start {
 		return vm, nil
 	}
-	started, err := uc.Power.Handle(ctx, caller, domain.ByUUID(vm.UUID), domain.ActionStart)
+	started, err := uc.Power.Handle(ctx, ChangePower{Caller: cmd.Caller, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 	if err != nil {
 		// The VM exists and is answered as Stopped; the user can start it again.
 		uc.Log.WarnContext(ctx, "start after create failed", "vm_uuid", vm.UUID, "err", err)
@@ -83,8 +85,8 @@ func (uc CreateVM) Handle(ctx context.Context, caller Caller, req CreateVMReques
 
 // hypervisorError keeps the hypervisor's typed failures apart from the rest.
 func hypervisorError(op string, err error) error {
-	if errors.Is(err, ErrHypervisorUnavailable) {
-		return domain.Unavailable("Hypervisor unavailable, try again shortly")
+	if errors.Is(err, contract.ErrHypervisorUnavailable) {
+		return domain.ErrHypervisorDown
 	}
 	return fmt.Errorf("%s on the hypervisor: %w", op, err)
 }

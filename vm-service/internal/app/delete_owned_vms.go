@@ -8,27 +8,32 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// DeleteOwnedVMs removes every VM of a user who was deleted: no VM outlives its owner, including one
-// created while the deletion was being decided.
+// DeleteOwnedVMs asks to remove every VM of a user who was deleted.
 type DeleteOwnedVMs struct {
+	OwnerID int64
+}
+
+// DeleteOwnedVMsHandler deletes them one by one as an admin would: no VM outlives its owner,
+// including one created while the deletion was being decided.
+type DeleteOwnedVMsHandler struct {
 	Repo   Repository
-	Delete DeleteVM
+	Delete DeleteVMHandler
 	Log    *slog.Logger
 }
 
-func (uc DeleteOwnedVMs) Handle(ctx context.Context, ownerID int64) error {
-	vms, err := uc.Repo.List(ctx, ownerID)
+func (uc DeleteOwnedVMsHandler) Handle(ctx context.Context, cmd DeleteOwnedVMs) error {
+	vms, err := uc.Repo.List(ctx, cmd.OwnerID)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, vm := range vms {
-		_, err := uc.Delete.Handle(ctx, Caller{Admin: true}, domain.ByUUID(vm.UUID))
+		_, err := uc.Delete.Handle(ctx, DeleteVM{Caller: Caller{Admin: true}, Ref: domain.ByUUID(vm.UUID)})
 		if err != nil && !errors.Is(err, domain.ErrVMNotFound) {
 			errs = append(errs, err)
 			continue
 		}
-		uc.Log.Info("deleted the VM of a deleted user", "vm", vm.UUID, "owner_id", ownerID)
+		uc.Log.Info("deleted the VM of a deleted user", "vm", vm.UUID, "owner_id", cmd.OwnerID)
 	}
 	return errors.Join(errs...)
 }

@@ -9,10 +9,16 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// DeleteVM removes the domain and its disk, then the record. If the record cannot be removed after
-// the hypervisor let go, the VM keeps its delete task and the removal is retried in the background;
-// the resync finishes the job too.
+// DeleteVM asks to remove a VM the caller may see, with its disk.
 type DeleteVM struct {
+	Caller Caller
+	Ref    domain.Ref
+}
+
+// DeleteVMHandler removes the domain and its disk, then the record. If the record cannot be removed
+// after the hypervisor let go, the VM keeps its delete task and the removal is retried in the
+// background; the resync finishes the job too.
+type DeleteVMHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	// Replica is this process, named in its claims.
@@ -22,8 +28,8 @@ type DeleteVM struct {
 	Now   Clock
 }
 
-func (uc DeleteVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*domain.VM, error) {
-	vm, err := load(ctx, uc.Repo, caller, ref)
+func (uc DeleteVMHandler) Handle(ctx context.Context, cmd DeleteVM) (*domain.VM, error) {
+	vm, err := load(ctx, uc.Repo, cmd.Caller, cmd.Ref)
 	if err != nil {
 		return nil, err
 	}

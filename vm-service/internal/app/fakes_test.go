@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -250,7 +251,7 @@ func (h *fakeHypervisor) record(call string, id uuid.UUID, to domain.Status) err
 	switch {
 	case !ok:
 		h.mu.Unlock()
-		return app.ErrMachineNotFound
+		return contract.ErrMachineNotFound
 	case refuses(call, cur):
 		h.mu.Unlock()
 		return fmt.Errorf("%w: domain is %s", app.ErrMachineState, cur)
@@ -306,7 +307,7 @@ func (h *fakeHypervisor) OwnedSince(_ context.Context, id uuid.UUID) (time.Time,
 	defer h.mu.Unlock()
 	h.call("owned_since")
 	if _, ok := h.machines[id]; !ok {
-		return time.Time{}, false, app.ErrMachineNotFound
+		return time.Time{}, false, contract.ErrMachineNotFound
 	}
 	created, ok := h.created[id]
 	return created, ok, nil
@@ -353,7 +354,7 @@ func (h *fakeHypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, 
 	h.call("state")
 	s, ok := h.machines[id]
 	if !ok {
-		return "", app.ErrMachineNotFound
+		return "", contract.ErrMachineNotFound
 	}
 	return s, nil
 }

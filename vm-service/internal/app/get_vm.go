@@ -6,13 +6,19 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// GetVM finds one VM the caller may see.
+// GetVM asks for one VM the caller may see.
 type GetVM struct {
+	Caller Caller
+	Ref    domain.Ref
+}
+
+// GetVMHandler answers from the record.
+type GetVMHandler struct {
 	Repo Repository
 }
 
-func (uc GetVM) Handle(ctx context.Context, caller Caller, ref domain.Ref) (*domain.VM, error) {
-	return load(ctx, uc.Repo, caller, ref)
+func (uc GetVMHandler) Handle(ctx context.Context, q GetVM) (*domain.VM, error) {
+	return load(ctx, uc.Repo, q.Caller, q.Ref)
 }
 
 // load is the ownership gate every use case passes: others' VMs are indistinguishable from missing ones.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/vm-service/internal/domain"
 )
 
@@ -20,17 +21,12 @@ type MachineSpec struct {
 	DiskGB    int
 }
 
-var (
-	// ErrMachineNotFound is a domain the hypervisor does not have.
-	ErrMachineNotFound = errors.New("machine not found on the hypervisor")
-	// ErrHypervisorUnavailable is a hypervisor that cannot be reached right now.
-	ErrHypervisorUnavailable = errors.New("hypervisor unavailable")
-	// ErrMachineState is an operation the machine's current state does not allow (starting a running
-	// one, stopping a stopped one): the state recorded was not the machine's.
-	ErrMachineState = errors.New("operation invalid in the machine's state")
-)
+// ErrMachineState is an operation the machine's current state does not allow (starting a running one,
+// stopping a stopped one): the state recorded was not the machine's.
+var ErrMachineState = errors.New("operation invalid in the machine's state")
 
-// Hypervisor runs VMs; libvirt is the truth for their run state.
+// Hypervisor runs VMs; libvirt is the truth for their run state. Its errors wrap
+// contract.ErrMachineNotFound, contract.ErrHypervisorUnavailable or ErrMachineState where they apply.
 type Hypervisor interface {
 	// Create makes the disk and defines the domain; on failure nothing is left behind.
 	Create(ctx context.Context, spec MachineSpec) error
@@ -44,7 +40,7 @@ type Hypervisor interface {
 	Resize(ctx context.Context, id uuid.UUID, cpu, memoryMiB int) error
 	// Delete removes the domain (stopping it) and its disk; a missing one is not an error.
 	Delete(ctx context.Context, id uuid.UUID) error
-	// State reports one domain's run state; ErrMachineNotFound when there is none.
+	// State reports one domain's run state; contract.ErrMachineNotFound when there is none.
 	State(ctx context.Context, id uuid.UUID) (domain.Status, error)
 	// OwnedSince says when this installation defined the domain; owned is false for a domain another
 	// installation, or somebody by hand, defined.
@@ -57,7 +53,7 @@ type Hypervisor interface {
 // does not have is Error.
 func observe(ctx context.Context, h Hypervisor, id uuid.UUID) (domain.Status, string, error) {
 	status, err := h.State(ctx, id)
-	if errors.Is(err, ErrMachineNotFound) {
+	if errors.Is(err, contract.ErrMachineNotFound) {
 		return domain.StatusError, domain.ReasonMachineMissing, nil
 	}
 	return status, "", err

@@ -1,10 +1,19 @@
 package app
 
-import "limen/vm-service/internal/domain"
+import (
+	"context"
 
-// ListOSTypes answers GET /api/vms/os-types from the configured catalogue.
-type ListOSTypes struct {
+	"limen/vm-service/internal/domain"
+)
+
+// ListOSTypes asks for the operating systems a VM may be created with.
+type ListOSTypes struct{}
+
+// ListOSTypesHandler answers from the configured catalogue.
+type ListOSTypesHandler struct {
 	Catalogue domain.Catalogue
 }
 
-func (uc ListOSTypes) Handle() domain.Catalogue { return uc.Catalogue }
+func (uc ListOSTypesHandler) Handle(context.Context, ListOSTypes) (domain.Catalogue, error) {
+	return uc.Catalogue, nil
+}

@@ -6,14 +6,20 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// ListVMs answers GET /api/vms: a user's own VMs, or everyone's for an admin who asks for all.
+// ListVMs asks for the caller's own VMs, or, when an admin sets All, everyone's.
 type ListVMs struct {
+	Caller Caller
+	All    bool
+}
+
+// ListVMsHandler answers from the records, oldest first.
+type ListVMsHandler struct {
 	Repo Repository
 }
 
-func (uc ListVMs) Handle(ctx context.Context, caller Caller, all bool) ([]*domain.VM, error) {
-	owner := caller.UserID
-	if all && caller.Admin {
+func (uc ListVMsHandler) Handle(ctx context.Context, q ListVMs) ([]*domain.VM, error) {
+	owner := q.Caller.UserID
+	if q.All && q.Caller.Admin {
 		owner = 0
 	}
 	return uc.Repo.List(ctx, owner)

@@ -9,21 +9,25 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// ObserveStatus brings one VM's status in line with the hypervisor after a lifecycle event. The event
-// only says that something happened; the state is read afresh, so a late or reordered event can never
-// write a stale status.
+// ObserveStatus asks to bring one VM's status in line with the hypervisor after a lifecycle event.
 type ObserveStatus struct {
+	VMUUID uuid.UUID
+}
+
+// ObserveStatusHandler reads the machine's state afresh: the event only says that something happened,
+// so a late or reordered event can never write a stale status.
+type ObserveStatusHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	Now        Clock
 }
 
-func (uc ObserveStatus) Handle(ctx context.Context, id uuid.UUID) error {
-	status, reason, err := observe(ctx, uc.Hypervisor, id)
+func (uc ObserveStatusHandler) Handle(ctx context.Context, cmd ObserveStatus) error {
+	status, reason, err := observe(ctx, uc.Hypervisor, cmd.VMUUID)
 	if err != nil {
 		return err
 	}
-	_, err = uc.Repo.Update(ctx, id, func(vm *domain.VM) error {
+	_, err = uc.Repo.Update(ctx, cmd.VMUUID, func(vm *domain.VM) error {
 		if vm.Task == domain.ActionDelete && reason != "" {
 			return nil // the delete in progress removed the domain; the row goes next
 		}

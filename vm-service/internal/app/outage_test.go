@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -63,12 +64,12 @@ func TestTaskEnd_UnrecordedDuringAnOutage_IsRecordedWhenTheDatabaseIsBack(t *tes
 			vm := w.vm(t, alice, "web")
 			ctx := context.Background()
 			if c.running {
-				if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+				if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			downAfterTheHypervisor(w)
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), c.action); !errors.Is(err, errDown) {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: c.action}); !errors.Is(err, errDown) {
 				t.Fatalf("%s with the database gone: %v", c.action, err)
 			}
 			if w.hv.state(vm.UUID) != c.want {
@@ -81,8 +82,8 @@ func TestTaskEnd_UnrecordedDuringAnOutage_IsRecordedWhenTheDatabaseIsBack(t *tes
 				t.Fatalf("recorded %s, want %s", got.Status, c.want)
 			}
 			// The next action is judged by the true state, not refused as busy.
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), c.action); err != nil &&
-				(domain.KindOf(err) != domain.KindConflict || strings.HasPrefix(err.Error(), "VM is busy")) {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: c.action}); err != nil &&
+				(failure.KindOf(err) != failure.Conflict || strings.HasPrefix(err.Error(), "VM is busy")) {
 				t.Fatalf("%s again: %v", c.action, err)
 			}
 		})
@@ -94,7 +95,7 @@ func TestTaskEnd_UnrecordedDuringAnOutage_IsRecordedWhenTheDatabaseIsBack(t *tes
 func TestCreateAndStart_StartUnrecordedDuringAnOutage_IsRecordedWhenTheDatabaseIsBack(t *testing.T) {
 	w := newWorld()
 	downAfterTheHypervisor(w)
-	vm, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
+	vm, err := w.create.Handle(context.Background(), app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestTask_ThisProcessNoLongerRuns_BlocksNothing_ResyncReleasesIt(t *testing.
 			vm := w.vm(t, alice, "web")
 			ctx := context.Background()
 			downAfterTheHypervisor(w)
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); !errors.Is(err, errDown) {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); !errors.Is(err, errDown) {
 				t.Fatalf("start: %v", err)
 			}
 			w.repo.down.Store(false)
@@ -124,12 +125,12 @@ func TestTask_ThisProcessNoLongerRuns_BlocksNothing_ResyncReleasesIt(t *testing.
 				t.Fatalf("before the repair: %+v", got)
 			}
 			if via == "resync" {
-				if err := w.resync().Handle(ctx); err != nil {
+				if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 					t.Fatal(err)
 				}
 			} else {
-				_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
-				if domain.KindOf(err) != domain.KindConflict || err.Error() != "Cannot start VM: VM is Running" {
+				_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
+				if failure.KindOf(err) != failure.Conflict || err.Error() != "Cannot start VM: VM is Running" {
 					t.Fatalf("start again: %v", err)
 				}
 			}
@@ -137,7 +138,7 @@ func TestTask_ThisProcessNoLongerRuns_BlocksNothing_ResyncReleasesIt(t *testing.
 			if got.Task != "" || got.Status != domain.StatusRunning {
 				t.Fatalf("after the %s: %+v", via, got)
 			}
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionForceStop); err != nil {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionForceStop}); err != nil {
 				t.Fatalf("force stop: %v", err)
 			}
 		})
@@ -153,7 +154,7 @@ func TestTask_ThisProcessStillRuns_StaysLive(t *testing.T) {
 	w.hv.gate = make(chan struct{})
 	done := make(chan error)
 	go func() {
-		_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+		_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 		done <- err
 	}()
 	for w.hv.count("start") == 0 {
@@ -162,13 +163,13 @@ func TestTask_ThisProcessStillRuns_StaysLive(t *testing.T) {
 	w.repo.mu.Lock()
 	w.repo.dead[replica] = true // its heartbeat lapsed (the database was out of reach), it still works
 	w.repo.mu.Unlock()
-	if err := w.resync().Handle(ctx); err != nil {
+	if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.Task != domain.ActionStart {
 		t.Fatalf("the resync released a running task: %+v", got)
 	}
-	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err == nil || err.Error() != "VM is busy: start in progress" {
+	if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err == nil || err.Error() != "VM is busy: start in progress" {
 		t.Fatalf("start while the start runs: %v", err)
 	}
 	close(w.hv.gate)
@@ -201,8 +202,8 @@ func TestPower_StaleStatus_AnswersWithTheMachinesState(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.hv.set(vm.UUID, c.machine)
-			_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), c.action)
-			if domain.KindOf(err) != domain.KindConflict || err.Error() != c.msg {
+			_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: c.action})
+			if failure.KindOf(err) != failure.Conflict || err.Error() != c.msg {
 				t.Fatalf("%s: %v; want 409 %q", c.action, err, c.msg)
 			}
 			if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.Status != c.machine || got.Task != "" {
@@ -215,8 +216,8 @@ func TestPower_StaleStatus_AnswersWithTheMachinesState(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
 	w.hv.beforeOp = func() { w.hv.set(vm.UUID, domain.StatusRunning) }
-	_, err := w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart)
-	if domain.KindOf(err) != domain.KindConflict || err.Error() != "Cannot start VM: VM is Running" {
+	_, err := w.power.Handle(context.Background(), app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
+	if failure.KindOf(err) != failure.Conflict || err.Error() != "Cannot start VM: VM is Running" {
 		t.Fatalf("start refused by the machine: %v", err)
 	}
 	if got, _ := w.repo.Get(context.Background(), domain.ByUUID(vm.UUID)); got.Status != domain.StatusRunning || got.Task != "" {
@@ -229,9 +230,9 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
 	ctx := context.Background()
-	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
 	downAfterTheHypervisor(w)
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128)); !errors.Is(err, errDown) {
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128)); !errors.Is(err, errDown) {
 		t.Fatalf("resize: %v", err)
 	}
 	w.repo.down.Store(false)
@@ -239,7 +240,7 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 		t.Fatalf("after the outage: %+v", got)
 	}
 
-	del := app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
+	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
 	w.hv.mu.Lock()
 	w.hv.deleteErr = errBoom
 	w.hv.mu.Unlock()
@@ -249,7 +250,7 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 		w.repo.down.Store(true)
 		return false
 	}
-	if _, err := del.Handle(ctx, alice, domain.ByUUID(vm.UUID)); !errors.Is(err, errBoom) {
+	if _, err := del.Handle(ctx, app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, errBoom) {
 		t.Fatalf("delete: %v", err)
 	}
 	w.hv.mu.Lock()
@@ -267,7 +268,7 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 		return false
 	}
 	w.hv.mu.Unlock()
-	if _, err := del.Handle(ctx, alice, domain.ByUUID(vm.UUID)); !errors.Is(err, errDown) {
+	if _, err := del.Handle(ctx, app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, errDown) {
 		t.Fatalf("delete: %v", err)
 	}
 	w.repo.down.Store(false)

@@ -6,11 +6,16 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// OwnerUsage is what one user's VMs take (peer services ask it: auth-service before deleting a user).
+// OwnerUsage asks what one user's VMs take (peer services ask it: auth-service before deleting a user).
 type OwnerUsage struct {
+	OwnerID int64
+}
+
+// OwnerUsageHandler answers from the records, stopped VMs included.
+type OwnerUsageHandler struct {
 	Repo Repository
 }
 
-func (uc OwnerUsage) Handle(ctx context.Context, ownerID int64) (domain.Usage, error) {
-	return uc.Repo.Usage(ctx, ownerID)
+func (uc OwnerUsageHandler) Handle(ctx context.Context, q OwnerUsage) (domain.Usage, error) {
+	return uc.Repo.Usage(ctx, q.OwnerID)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -32,8 +33,8 @@ func betweenReads(w *world, n int, work func()) {
 	w.repo.afterList, w.hv.afterStates = hook, hook
 }
 
-func (w *world) resync() app.Resync {
-	return app.Resync{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
+func (w *world) resync() app.ResyncHandler {
+	return app.ResyncHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
 }
 
 // A VM created while the resync reads is neither marked Error (its domain missing from an older
@@ -46,7 +47,7 @@ func TestResync_CreateBetweenItsReads_IsNeitherErrorNorOrphan(t *testing.T) {
 			var created *domain.VM
 			betweenReads(w, n, func() { created = w.vm(t, alice, "new") })
 			ctx := context.Background()
-			if err := w.resync().Handle(ctx); err != nil {
+			if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := w.repo.Get(ctx, domain.ByUUID(created.UUID))
@@ -57,7 +58,7 @@ func TestResync_CreateBetweenItsReads_IsNeitherErrorNorOrphan(t *testing.T) {
 				t.Fatal("its domain was removed as an orphan")
 			}
 			// It can be started at once: it was never in Error.
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(created.UUID), domain.ActionStart); err != nil {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(created.UUID), Action: domain.ActionStart}); err != nil {
 				t.Fatalf("start refused: %v", err)
 			}
 		})
@@ -77,16 +78,16 @@ func TestResync_ActionFinishingBetweenItsReads_KeepsItsResult(t *testing.T) {
 				vm := w.vm(t, alice, "web")
 				ctx := context.Background()
 				if c.action == domain.ActionStop {
-					if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+					if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 						t.Fatal(err)
 					}
 				}
 				betweenReads(w, n, func() {
-					if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), c.action); err != nil {
+					if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: c.action}); err != nil {
 						t.Errorf("%s: %v", c.action, err)
 					}
 				})
-				if err := w.resync().Handle(ctx); err != nil {
+				if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 					t.Fatal(err)
 				}
 				got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID))
@@ -107,19 +108,19 @@ func TestResync_RowChangedSinceItWasRead_ReadingNotApplied(t *testing.T) {
 			w := newWorld()
 			vm := w.vm(t, alice, "web")
 			ctx := context.Background()
-			if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+			if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 				t.Fatal(err)
 			}
 			w.hv.machines[vm.UUID] = domain.StatusStopped // the guest powered itself off
 			betweenReads(w, n, func() {
-				if err := (app.ObserveStatus{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, vm.UUID); err != nil {
+				if err := (app.ObserveStatusHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, app.ObserveStatus{VMUUID: vm.UUID}); err != nil {
 					t.Error(err)
 				}
-				if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+				if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 					t.Errorf("start: %v", err)
 				}
 			})
-			if err := w.resync().Handle(ctx); err != nil {
+			if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID))
@@ -139,12 +140,12 @@ func TestTask_DeadProcessesClaimNoLongerBlocks_ALiveOnesDoes(t *testing.T) {
 	if _, err := w.repo.Update(ctx, vm.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionStop, other, now) }); err != nil {
 		t.Fatal(err)
 	}
-	_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
-	if domain.KindOf(err) != domain.KindConflict || err.Error() != "VM is busy: stop in progress" {
+	_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
+	if failure.KindOf(err) != failure.Busy || err.Error() != "VM is busy: stop in progress" {
 		t.Fatalf("start while a live process holds the VM: %v", err)
 	}
 	// A resync leaves a live process's task alone.
-	if err := w.resync().Handle(ctx); err != nil {
+	if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.Task != domain.ActionStop {
@@ -152,7 +153,7 @@ func TestTask_DeadProcessesClaimNoLongerBlocks_ALiveOnesDoes(t *testing.T) {
 	}
 
 	w.repo.dead[other] = true // its heartbeat lapsed
-	got, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+	got, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 	if err != nil || got.Status != domain.StatusRunning || got.Task != "" {
 		t.Fatalf("start after the claimant died: %+v %v", got, err)
 	}
@@ -164,7 +165,7 @@ func TestTask_DeadProcessesClaimNoLongerBlocks_ALiveOnesDoes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.resync().Handle(ctx); err != nil {
+	if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.Task != "" || got.Status != domain.StatusRunning {
@@ -181,7 +182,7 @@ func TestTask_TakenOverClaimIsNotEndedByItsFormerOwner(t *testing.T) {
 	w.hv.gate = make(chan struct{})
 	done := make(chan error)
 	go func() {
-		_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+		_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 		done <- err
 	}()
 	for w.hv.count("start") == 0 {
@@ -207,18 +208,18 @@ func TestTask_TakenOverClaimIsNotEndedByItsFormerOwner(t *testing.T) {
 func TestResize_OneDimensionKeepsTheOther(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
 	ctx := context.Background()
-	got, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 0))
+	got, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 0))
 	if err != nil || got.CPU != 2 || got.MemoryMiB != 64 {
 		t.Fatalf("cpu only: %+v %v", got, err)
 	}
-	got, err = resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(0, 256))
+	got, err = resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 0, 256))
 	if err != nil || got.CPU != 2 || got.MemoryMiB != 256 {
 		t.Fatalf("memory only: %+v %v", got, err)
 	}
-	_, err = resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(0, 0))
-	if domain.KindOf(err) != domain.KindInvalid || err.Error() != "Field 'cpu' or 'memory' is required for update" {
+	_, err = resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 0, 0))
+	if failure.KindOf(err) != failure.Invalid || err.Error() != "Field 'cpu' or 'memory' is required for update" {
 		t.Fatalf("neither: %v", err)
 	}
 	if w.hv.count("resize") != 2 {
@@ -231,34 +232,34 @@ func TestNoTransactionIsHeldAcrossAHypervisorCall(t *testing.T) {
 	w := newWorld()
 	w.hv.inTx = w.repo.inTx.Load
 	ctx := context.Background()
-	vm, err := w.create.Handle(ctx, alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
+	vm, err := w.create.Handle(ctx, app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []domain.Action{domain.ActionPause, domain.ActionResume, domain.ActionRestart, domain.ActionStop} {
-		if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), a); err != nil {
+		if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: a}); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128)); err != nil {
+	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128)); err != nil {
 		t.Fatal(err)
 	}
-	if err := (app.ObserveStatus{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, vm.UUID); err != nil {
+	if err := (app.ObserveStatusHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, app.ObserveStatus{VMUUID: vm.UUID}); err != nil {
 		t.Fatal(err)
 	}
 	orphan := uuid.New()
 	w.hv.mu.Lock()
 	w.hv.machines[orphan], w.hv.created[orphan] = domain.StatusStopped, now.Add(-time.Hour)
 	w.hv.mu.Unlock()
-	if err := w.resync().Handle(ctx); err != nil {
+	if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Now: clock}).Handle(ctx, alice, domain.ByUUID(vm.UUID)); err != nil {
+	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Now: clock}).Handle(ctx, app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err != nil {
 		t.Fatal(err)
 	}
 	w.repo.failAdd = errBoom
-	if _, err := w.create.Handle(ctx, alice, app.CreateVMRequest{Name: "undone", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
+	if _, err := w.create.Handle(ctx, app.CreateVM{Caller: alice, Name: "undone", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
 		t.Fatal(err)
 	}
 	if len(w.hv.calls) < 10 {

@@ -5,11 +5,21 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/domain"
 )
 
-// ResizeVM is the update action: new CPU and memory for a stopped VM.
+// ResizeVM is the update action: new CPU and memory for a stopped VM. The one left nil keeps its
+// current value; naming neither is refused (ErrResizeNothing).
 type ResizeVM struct {
+	Caller    Caller
+	Ref       domain.Ref
+	CPU       *int
+	MemoryMiB *int
+}
+
+// ResizeVMHandler changes the definition first and records the new size once the hypervisor took it.
+type ResizeVMHandler struct {
 	Repo       Repository
 	Quotas     Quotas
 	Hypervisor Hypervisor
@@ -20,18 +30,11 @@ type ResizeVM struct {
 	Now   Clock
 }
 
-// ResizeRequest is what an update asks for: at least one of CPU and memory; the one left nil keeps
-// its current value.
-type ResizeRequest struct {
-	CPU       *int
-	MemoryMiB *int
-}
-
 // ErrResizeNothing is an update naming neither CPU nor memory.
-var ErrResizeNothing = domain.Invalid("cpu", "Field 'cpu' or 'memory' is required for update")
+var ErrResizeNothing = failure.InvalidField("cpu", "Field 'cpu' or 'memory' is required for update")
 
-// of is the CPU and memory the request gives vm.
-func (r ResizeRequest) of(vm *domain.VM) (cpu, memoryMiB int) {
+// of is the CPU and memory the command gives vm.
+func (r ResizeVM) of(vm *domain.VM) (cpu, memoryMiB int) {
 	cpu, memoryMiB = vm.CPU, vm.MemoryMiB
 	if r.CPU != nil {
 		cpu = *r.CPU
@@ -42,15 +45,15 @@ func (r ResizeRequest) of(vm *domain.VM) (cpu, memoryMiB int) {
 	return cpu, memoryMiB
 }
 
-func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, req ResizeRequest) (*domain.VM, error) {
-	if req.CPU == nil && req.MemoryMiB == nil {
+func (uc ResizeVMHandler) Handle(ctx context.Context, cmd ResizeVM) (*domain.VM, error) {
+	if cmd.CPU == nil && cmd.MemoryMiB == nil {
 		return nil, ErrResizeNothing
 	}
-	vm, err := load(ctx, uc.Repo, caller, ref)
+	vm, err := load(ctx, uc.Repo, cmd.Caller, cmd.Ref)
 	if err != nil {
 		return nil, err
 	}
-	cpu, memoryMiB := req.of(vm)
+	cpu, memoryMiB := cmd.of(vm)
 	if err := uc.admit(ctx, vm, cpu, memoryMiB); err != nil {
 		return nil, err
 	}
@@ -67,7 +70,7 @@ func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, re
 		uc.Tasks.judge(row, uc.Replica, 1)
 		refreshed := refresh(row, vm.Version, quiet, status, reason, uc.Now())
 		// The dimension not asked for is kept as the locked row has it, not as it was read before.
-		cpu, memoryMiB = req.of(row)
+		cpu, memoryMiB = cmd.of(row)
 		// Checked on a copy: the real change is stored only once the hypervisor took it.
 		probe := *row
 		if refused = probe.Resize(cpu, memoryMiB, uc.Now()); refused != nil {
@@ -103,7 +106,7 @@ func (uc ResizeVM) Handle(ctx context.Context, caller Caller, ref domain.Ref, re
 }
 
 // admit checks the growth against the owner's quota; shrinking always passes.
-func (uc ResizeVM) admit(ctx context.Context, vm *domain.VM, cpu, memoryMiB int) error {
+func (uc ResizeVMHandler) admit(ctx context.Context, vm *domain.VM, cpu, memoryMiB int) error {
 	limits, err := uc.Quotas.LimitsFor(ctx, vm.OwnerID)
 	if err != nil {
 		return err

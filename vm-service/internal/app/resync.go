@@ -8,13 +8,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/vm-service/internal/domain"
 )
 
-// Resync repairs what lifecycle events missed (a dropped connection, a restart of either side) with
-// one bulk read of the hypervisor: statuses converge, VMs whose domain vanished become Error, deletes
-// interrupted after the hypervisor let go are finished, and domains this installation defined but
-// never recorded (a crash between the two steps of a create) are removed once OrphanGrace has passed.
+// Resync asks for one repair of what lifecycle events missed (a dropped connection, a restart of either
+// side).
+type Resync struct{}
+
+// ResyncHandler repairs with one bulk read of the hypervisor: statuses converge, VMs whose domain
+// vanished become Error, deletes interrupted after the hypervisor let go are finished, and domains this
+// installation defined but never recorded (a crash between the two steps of a create) are removed once
+// OrphanGrace has passed.
 //
 // A reading is never applied when it may be older than the row it would change. The rows are read
 // first, the hypervisor second, so every row read was recorded before the hypervisor was asked: a VM
@@ -26,7 +31,7 @@ import (
 // A task is released once it is dead: its process stopped heartbeating, or it is this process's and
 // not in its registry (Tasks) when the rows have been read, so its work had ended before the
 // hypervisor was read (its end went unrecorded, say, while the database was out of reach).
-type Resync struct {
+type ResyncHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
 	// Replica and Tasks are this process and the tasks it runs.
@@ -39,7 +44,7 @@ type Resync struct {
 	Log         *slog.Logger
 }
 
-func (uc Resync) Handle(ctx context.Context) error {
+func (uc ResyncHandler) Handle(ctx context.Context, _ Resync) error {
 	vms, err := uc.Repo.List(ctx, 0)
 	if err != nil {
 		return err
@@ -95,7 +100,7 @@ func (uc Resync) Handle(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (uc Resync) removeOrphan(ctx context.Context, id uuid.UUID) error {
+func (uc ResyncHandler) removeOrphan(ctx context.Context, id uuid.UUID) error {
 	created, owned, err := uc.Hypervisor.OwnedSince(ctx, id)
 	if err != nil || !owned || uc.Now().Sub(created) < uc.OrphanGrace {
 		return ignoreMissing(err)
@@ -110,7 +115,7 @@ func (uc Resync) removeOrphan(ctx context.Context, id uuid.UUID) error {
 
 // ignoreMissing treats a domain deleted meanwhile as nothing to do.
 func ignoreMissing(err error) error {
-	if errors.Is(err, ErrMachineNotFound) {
+	if errors.Is(err, contract.ErrMachineNotFound) {
 		return nil
 	}
 	return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -25,9 +26,9 @@ var (
 	replica = uuid.MustParse("00000000-0000-4000-8000-000000000001")
 )
 
-// size is an update request; 0 leaves a dimension out.
-func size(cpu, memoryMiB int) app.ResizeRequest {
-	var r app.ResizeRequest
+// size is an update of the VM ref names, asked by caller; 0 leaves a dimension out.
+func size(caller app.Caller, ref domain.Ref, cpu, memoryMiB int) app.ResizeVM {
+	r := app.ResizeVM{Caller: caller, Ref: ref}
 	if cpu != 0 {
 		r.CPU = &cpu
 	}
@@ -41,21 +42,21 @@ type world struct {
 	repo   *memRepo
 	hv     *fakeHypervisor
 	tasks  *app.Tasks
-	power  *app.ChangePower
-	create app.CreateVM
+	power  app.ChangePowerHandler
+	create app.CreateVMHandler
 }
 
 func newWorld() *world {
 	w := &world{repo: newRepo(), hv: newHypervisor(), tasks: app.NewTasks(quiet)}
 	w.tasks.RetryMin, w.tasks.RetryMax = 5*time.Millisecond, 20*time.Millisecond
-	w.power = &app.ChangePower{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
-	w.create = app.CreateVM{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
+	w.power = app.ChangePowerHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
+	w.create = app.CreateVMHandler{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
 	return w
 }
 
 func (w *world) vm(t *testing.T, caller app.Caller, name string) *domain.VM {
 	t.Helper()
-	vm, err := w.create.Handle(context.Background(), caller, app.CreateVMRequest{Name: name, CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
+	vm, err := w.create.Handle(context.Background(), app.CreateVM{Caller: caller, Name: name, CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,16 +78,16 @@ func TestCreate_BadInputAndDuplicates_TouchNothing(t *testing.T) {
 	w := newWorld()
 	w.vm(t, alice, "web")
 	cases := []struct {
-		req  app.CreateVMRequest
-		kind domain.Kind
+		req  app.CreateVM
+		kind failure.Kind
 	}{
-		{app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindConflict},
-		{app.CreateVMRequest{Name: "x", CPU: 1, MemoryMiB: 64, OSType: "beos"}, domain.KindInvalid},
-		{app.CreateVMRequest{Name: "x", CPU: 0, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindInvalid},
-		{app.CreateVMRequest{Name: "x/y", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, domain.KindInvalid},
+		{app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, failure.Conflict},
+		{app.CreateVM{Caller: alice, Name: "x", CPU: 1, MemoryMiB: 64, OSType: "beos"}, failure.Invalid},
+		{app.CreateVM{Caller: alice, Name: "x", CPU: 0, MemoryMiB: 64, OSType: "ubuntu-server"}, failure.Invalid},
+		{app.CreateVM{Caller: alice, Name: "x/y", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}, failure.Invalid},
 	}
 	for _, c := range cases {
-		if _, err := w.create.Handle(context.Background(), alice, c.req); domain.KindOf(err) != c.kind {
+		if _, err := w.create.Handle(context.Background(), c.req); failure.KindOf(err) != c.kind {
 			t.Errorf("%+v: got %v", c.req, err)
 		}
 	}
@@ -100,7 +101,7 @@ func TestCreate_BadInputAndDuplicates_TouchNothing(t *testing.T) {
 func TestCreate_HypervisorFailure_LeavesNoRow(t *testing.T) {
 	w := newWorld()
 	w.hv.failWith = errBoom
-	if _, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
+	if _, err := w.create.Handle(context.Background(), app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
 		t.Fatalf("got %v", err)
 	}
 	if len(w.repo.vms) != 0 || len(w.repo.events) != 0 {
@@ -111,7 +112,7 @@ func TestCreate_HypervisorFailure_LeavesNoRow(t *testing.T) {
 func TestCreate_DatabaseFailure_UndoesTheMachine(t *testing.T) {
 	w := newWorld()
 	w.repo.failAdd = errBoom
-	if _, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
+	if _, err := w.create.Handle(context.Background(), app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"}); !errors.Is(err, errBoom) {
 		t.Fatalf("got %v", err)
 	}
 	if len(w.hv.machines) != 0 || w.hv.count("delete") != 1 {
@@ -121,7 +122,7 @@ func TestCreate_DatabaseFailure_UndoesTheMachine(t *testing.T) {
 
 func TestCreate_WithStart(t *testing.T) {
 	w := newWorld()
-	vm, err := w.create.Handle(context.Background(), alice, app.CreateVMRequest{Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
+	vm, err := w.create.Handle(context.Background(), app.CreateVM{Caller: alice, Name: "web", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server", Start: true})
 	if err != nil || vm.Status != domain.StatusRunning {
 		t.Fatalf("%+v %v", vm, err)
 	}
@@ -132,22 +133,22 @@ func TestOwnership_OthersVMsAreNotFound_AdminSeesAll(t *testing.T) {
 	vm := w.vm(t, alice, "web")
 	w.vm(t, bob, "db")
 	ctx := context.Background()
-	if _, err := (app.GetVM{Repo: w.repo}).Handle(ctx, bob, domain.ByUUID(vm.UUID)); !errors.Is(err, domain.ErrVMNotFound) {
+	if _, err := (app.GetVMHandler{Repo: w.repo}).Handle(ctx, app.GetVM{Caller: bob, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("bob sees alice's VM: %v", err)
 	}
-	if _, err := w.power.Handle(ctx, bob, domain.Ref{ID: vm.ID}, domain.ActionStart); !errors.Is(err, domain.ErrVMNotFound) {
+	if _, err := w.power.Handle(ctx, app.ChangePower{Caller: bob, Ref: domain.Ref{ID: vm.ID}, Action: domain.ActionStart}); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("bob started alice's VM: %v", err)
 	}
-	if _, err := (app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, bob, domain.ByUUID(vm.UUID)); !errors.Is(err, domain.ErrVMNotFound) {
+	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, app.DeleteVM{Caller: bob, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("bob deleted alice's VM: %v", err)
 	}
-	if _, err := (app.GetVM{Repo: w.repo}).Handle(ctx, admin, domain.ByUUID(vm.UUID)); err != nil {
+	if _, err := (app.GetVMHandler{Repo: w.repo}).Handle(ctx, app.GetVM{Caller: admin, Ref: domain.ByUUID(vm.UUID)}); err != nil {
 		t.Fatal(err)
 	}
-	list := app.ListVMs{Repo: w.repo}
-	own, _ := list.Handle(ctx, alice, true)
-	all, _ := list.Handle(ctx, admin, true)
-	mine, _ := list.Handle(ctx, admin, false)
+	list := app.ListVMsHandler{Repo: w.repo}
+	own, _ := list.Handle(ctx, app.ListVMs{Caller: alice, All: true})
+	all, _ := list.Handle(ctx, app.ListVMs{Caller: admin, All: true})
+	mine, _ := list.Handle(ctx, app.ListVMs{Caller: admin, All: false})
 	if len(own) != 1 || len(all) != 2 || len(mine) != 0 {
 		t.Fatalf("lists: user all=%d admin all=%d admin own=%d", len(own), len(all), len(mine))
 	}
@@ -158,15 +159,15 @@ func TestPower_ForbiddenTransitionsAre409(t *testing.T) {
 	vm := w.vm(t, alice, "web")
 	ctx := context.Background()
 	for _, a := range []domain.Action{domain.ActionStop, domain.ActionPause, domain.ActionResume, domain.ActionRestart} {
-		if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), a); domain.KindOf(err) != domain.KindConflict {
+		if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: a}); failure.KindOf(err) != failure.Conflict {
 			t.Errorf("%s on a stopped VM: %v", a, err)
 		}
 	}
-	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+	if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart)
-	if domain.KindOf(err) != domain.KindConflict || err.Error() != "Cannot start VM: VM is Running" {
+	_, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
+	if failure.KindOf(err) != failure.Conflict || err.Error() != "Cannot start VM: VM is Running" {
 		t.Fatalf("second start: %v", err)
 	}
 	if w.hv.count("start") != 1 {
@@ -184,7 +185,7 @@ func TestPower_ConcurrentStarts_OneReachesTheHypervisor(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+			_, errs[i] = w.power.Handle(context.Background(), app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 		}()
 	}
 	for w.hv.count("start") == 0 {
@@ -195,7 +196,7 @@ func TestPower_ConcurrentStarts_OneReachesTheHypervisor(t *testing.T) {
 	for _, err := range errs {
 		if err == nil {
 			ok++
-		} else if domain.KindOf(err) != domain.KindConflict {
+		} else if kind := failure.KindOf(err); kind != failure.Conflict && kind != failure.Busy {
 			t.Fatalf("the loser got %v, want 409", err)
 		}
 	}
@@ -208,11 +209,11 @@ func TestPower_HypervisorFailure_FreesTheVM(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
 	w.hv.failWith = errBoom
-	if _, err := w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart); !errors.Is(err, errBoom) {
+	if _, err := w.power.Handle(context.Background(), app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); !errors.Is(err, errBoom) {
 		t.Fatalf("got %v", err)
 	}
 	w.hv.failWith = nil
-	got, err := w.power.Handle(context.Background(), alice, domain.ByUUID(vm.UUID), domain.ActionStart)
+	got, err := w.power.Handle(context.Background(), app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart})
 	if err != nil || got.Status != domain.StatusRunning || got.Task != "" {
 		t.Fatalf("after a failed start: %+v %v", got, err)
 	}
@@ -221,27 +222,27 @@ func TestPower_HypervisorFailure_FreesTheVM(t *testing.T) {
 func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	resize := app.ResizeVM{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Now: clock}
 	ctx := context.Background()
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), app.ResizeRequest{CPU: new(int), MemoryMiB: nil}); domain.KindOf(err) != domain.KindInvalid {
+	if _, err := resize.Handle(ctx, app.ResizeVM{Caller: alice, Ref: domain.ByUUID(vm.UUID), CPU: new(int), MemoryMiB: nil}); failure.KindOf(err) != failure.Invalid {
 		t.Fatalf("cpu 0: %v", err)
 	}
 	w.hv.failWith = errBoom
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128)); err == nil {
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128)); err == nil {
 		t.Fatal("hypervisor failure ignored")
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(vm.UUID)); got.CPU != 1 || got.Task != "" {
 		t.Fatalf("failed resize stored: %+v", got)
 	}
 	w.hv.failWith = nil
-	got, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(2, 128))
+	got, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128))
 	if err != nil || got.CPU != 2 || got.MemoryMiB != 128 {
 		t.Fatalf("%+v %v", got, err)
 	}
-	if _, err := w.power.Handle(ctx, alice, domain.ByUUID(vm.UUID), domain.ActionStart); err != nil {
+	if _, err := w.power.Handle(ctx, app.ChangePower{Caller: alice, Ref: domain.ByUUID(vm.UUID), Action: domain.ActionStart}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(vm.UUID), size(1, 64)); domain.KindOf(err) != domain.KindConflict {
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 1, 64)); failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("resize while running: %v", err)
 	}
 }
@@ -249,16 +250,16 @@ func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 func TestDelete_RemovesMachineAndRow_AnnouncesIt(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	del := app.DeleteVM{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}
 	w.hv.deleteErr = errBoom
-	if _, err := del.Handle(context.Background(), alice, domain.ByUUID(vm.UUID)); err == nil {
+	if _, err := del.Handle(context.Background(), app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err == nil {
 		t.Fatal("hypervisor failure ignored")
 	}
 	if got, _ := w.repo.Get(context.Background(), domain.ByUUID(vm.UUID)); got == nil || got.Task != "" {
 		t.Fatalf("after a failed delete: %+v", got)
 	}
 	w.hv.deleteErr = nil
-	if _, err := del.Handle(context.Background(), alice, domain.ByUUID(vm.UUID)); err != nil {
+	if _, err := del.Handle(context.Background(), app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.repo.vms) != 0 || len(w.hv.machines) != 0 || w.repo.events[len(w.repo.events)-1] != "deleted" {
@@ -277,14 +278,14 @@ func TestObserveAndResync_Converge(t *testing.T) {
 	if _, err := w.repo.Update(ctx, c.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionDelete, replica, now) }); err != nil {
 		t.Fatal(err)
 	}
-	observe := app.ObserveStatus{Repo: w.repo, Hypervisor: w.hv, Now: clock}
-	if err := observe.Handle(ctx, a.UUID); err != nil {
+	observe := app.ObserveStatusHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	if err := observe.Handle(ctx, app.ObserveStatus{VMUUID: a.UUID}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(a.UUID)); got.Status != domain.StatusRunning {
 		t.Fatalf("event not applied: %s", got.Status)
 	}
-	if err := (app.Resync{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx); err != nil {
+	if err := (app.ResyncHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.repo.Get(ctx, domain.ByUUID(b.UUID)); got.Status != domain.StatusError || got.StatusReason != domain.ReasonMachineMissing {
@@ -294,7 +295,7 @@ func TestObserveAndResync_Converge(t *testing.T) {
 		t.Fatal("interrupted delete not finished")
 	}
 	before := len(w.repo.events)
-	_ = (app.Resync{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx)
+	_ = (app.ResyncHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx, app.Resync{})
 	if len(w.repo.events) != before {
 		t.Fatal("a resync with nothing to repair wrote events")
 	}
@@ -306,8 +307,8 @@ func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T
 	ctx := context.Background()
 	w.vm(t, alice, "a")
 	b := w.vm(t, alice, "b")
-	_, err := w.create.Handle(ctx, alice, app.CreateVMRequest{Name: "c", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
-	if domain.KindOf(err) != domain.KindQuotaExceeded || err.Error() != "Quota exceeded: vms 3/2" {
+	_, err := w.create.Handle(ctx, app.CreateVM{Caller: alice, Name: "c", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
+	if failure.KindOf(err) != failure.Quota || err.Error() != "Quota exceeded: vms 3/2" {
 		t.Fatalf("third VM: %v", err)
 	}
 	if w.hv.count("create") != 2 {
@@ -316,11 +317,11 @@ func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T
 	// Another user is not affected.
 	w.vm(t, bob, "a")
 
-	resize := app.ResizeVM{Repo: w.repo, Quotas: w.create.Quotas, Hypervisor: w.hv, Now: clock}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), size(3, 64)); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
+	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: w.create.Quotas, Hypervisor: w.hv, Now: clock}
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(b.UUID), 3, 64)); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
 		t.Fatalf("resize over the cpu quota: %v", err)
 	}
-	if _, err := resize.Handle(ctx, alice, domain.ByUUID(b.UUID), size(2, 128)); err != nil {
+	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(b.UUID), 2, 128)); err != nil {
 		t.Fatalf("resize within the quota: %v", err)
 	}
 	if w.hv.count("resize") != 1 {
@@ -338,8 +339,8 @@ func TestResync_RemovesOnlyOwnOrphansPastTheGrace(t *testing.T) {
 	}
 	w.hv.created[orphan] = now.Add(-time.Hour)
 	w.hv.created[young] = now.Add(-time.Minute)
-	resync := app.Resync{Repo: w.repo, Hypervisor: w.hv, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
-	if err := resync.Handle(ctx); err != nil {
+	resync := app.ResyncHandler{Repo: w.repo, Hypervisor: w.hv, OrphanGrace: 10 * time.Minute, Now: clock, Log: quiet}
+	if err := resync.Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := w.hv.machines[orphan]; ok {

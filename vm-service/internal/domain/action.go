@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"limen/libs/failure"
 )
 
 // Action is something a user asks a VM to do.
@@ -34,7 +36,7 @@ func ParseAction(s string) (Action, error) {
 	for i, a := range Actions {
 		names[i] = string(a)
 	}
-	return "", Invalid("action", fmt.Sprintf("Invalid action: %s. Valid actions: %s", s, strings.Join(names, ", ")))
+	return "", failure.InvalidField("action", fmt.Sprintf("Invalid action: %s. Valid actions: %s", s, strings.Join(names, ", ")))
 }
 
 // powerTransitions says from which states each power action may start and where it leads.
@@ -60,14 +62,14 @@ func (a Action) IsPower() bool {
 func (vm *VM) BeginPower(a Action) (Status, error) {
 	t, ok := powerTransitions[a]
 	if !ok {
-		return "", Invalid("action", fmt.Sprintf("Invalid action: %s", a))
+		return "", failure.InvalidField("action", fmt.Sprintf("Invalid action: %s", a))
 	}
 	for _, s := range t.from {
 		if vm.Status == s {
 			return t.to, nil
 		}
 	}
-	return "", Conflict(fmt.Sprintf("Cannot %s VM: VM is %s", strings.ReplaceAll(string(a), "_", " "), vm.Status))
+	return "", failure.New(failure.Conflict, fmt.Sprintf("Cannot %s VM: VM is %s", strings.ReplaceAll(string(a), "_", " "), vm.Status))
 }
 
 // CompletePower records the state a power action reached.

@@ -1,6 +1,10 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+
+	"limen/libs/failure"
+)
 
 // OSType is an entry of the operating-system catalogue: what a new VM of that kind gets by default.
 type OSType struct {
@@ -20,5 +24,5 @@ func (c Catalogue) Lookup(name string) (OSType, error) {
 			return os, nil
 		}
 	}
-	return OSType{}, Invalid("os_type", fmt.Sprintf("Invalid os_type: %s", name))
+	return OSType{}, failure.InvalidField("os_type", fmt.Sprintf("Invalid os_type: %s", name))
 }

@@ -1,8 +1,12 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
 
-// Limits are what one user may hold: VMs, vCPUs and memory, stopped VMs included (CONTRACT "Quota").
+	"limen/libs/failure"
+)
+
+// Limits are what one user may hold: VMs, vCPUs and memory, stopped VMs included.
 type Limits struct {
 	VMs       int
 	CPU       int
@@ -28,7 +32,7 @@ func (l Limits) Admit(used Usage, addVMs, addCPU, addMemoryMiB int) error {
 		{"memory", used.MemoryMiB, addMemoryMiB, l.MemoryMiB},
 	} {
 		if r.add > 0 && r.used+r.add > r.limit {
-			return &Error{Kind: KindQuotaExceeded, Message: fmt.Sprintf("Quota exceeded: %s %d/%d", r.name, r.used+r.add, r.limit)}
+			return failure.New(failure.Quota, fmt.Sprintf("Quota exceeded: %s %d/%d", r.name, r.used+r.add, r.limit))
 		}
 	}
 	return nil

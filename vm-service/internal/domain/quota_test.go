@@ -3,6 +3,7 @@ package domain_test
 import (
 	"testing"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/domain"
 )
 
@@ -19,7 +20,7 @@ func TestLimits_AdmitGrowthOnly(t *testing.T) {
 	}
 	for want, add := range cases {
 		err := limits.Admit(used, add[0], add[1], add[2])
-		if domain.KindOf(err) != domain.KindQuotaExceeded || err.Error() != want {
+		if failure.KindOf(err) != failure.Quota || err.Error() != want {
 			t.Errorf("%v: got %v, want %q", add, err, want)
 		}
 	}

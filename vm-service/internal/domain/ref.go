@@ -4,9 +4,11 @@ import (
 	"strconv"
 
 	"github.com/google/uuid"
+
+	"limen/libs/failure"
 )
 
-// Ref is how a path names a VM: by uuid or by numeric id (the two seed documents use both).
+// Ref is how a path names a VM: by uuid or by numeric id.
 type Ref struct {
 	ID   int64
 	UUID uuid.UUID
@@ -16,13 +18,13 @@ type Ref struct {
 func ParseRef(s string) (Ref, error) {
 	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if id <= 0 {
-			return Ref{}, Invalid("uuid", "Invalid VM reference: "+s)
+			return Ref{}, failure.InvalidField("uuid", "Invalid VM reference: "+s)
 		}
 		return Ref{ID: id}, nil
 	}
 	u, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 {
-		return Ref{}, Invalid("uuid", "Invalid VM reference: "+s)
+		return Ref{}, failure.InvalidField("uuid", "Invalid VM reference: "+s)
 	}
 	return Ref{UUID: u}, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/domain"
 )
 
@@ -17,7 +18,7 @@ func TestParseRef(t *testing.T) {
 		t.Fatalf("uuid: %+v %v", r, err)
 	}
 	for _, bad := range []string{"0", "-1", "abc", "7c4e0f4e58a44c4c9a3f1f0b3b6c2d10", "{7c4e0f4e-58a4-4c4c-9a3f-1f0b3b6c2d10}", "99999999999999999999"} {
-		if _, err := domain.ParseRef(bad); domain.KindOf(err) != domain.KindInvalid {
+		if _, err := domain.ParseRef(bad); failure.KindOf(err) != failure.Invalid {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
@@ -31,7 +32,7 @@ func TestTask_BusyWhileItsProcessLives(t *testing.T) {
 	}
 	// However old the claim, it blocks as long as its process heartbeats.
 	err := vm.BeginTask(domain.ActionForceStop, second, now.Add(time.Hour))
-	if domain.KindOf(err) != domain.KindConflict || err.Error() != "VM is busy: start in progress" {
+	if failure.KindOf(err) != failure.Busy || err.Error() != "VM is busy: start in progress" {
 		t.Fatalf("got %v", err)
 	}
 	// Its process died (read as such with the VM): another process takes the VM over at once.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"limen/libs/failure"
 )
 
 // LegacyTaskStaleAfter is when a task claimed without an owner (by a version of vm-service older than
@@ -17,7 +19,7 @@ const LegacyTaskStaleAfter = 15 * time.Minute
 // whose process stopped heartbeating (it crashed mid-operation) blocks nothing and is taken over.
 func (vm *VM) BeginTask(a Action, owner uuid.UUID, now time.Time) error {
 	if vm.Busy() {
-		return Conflict(fmt.Sprintf("VM is busy: %s in progress", strings.ReplaceAll(string(vm.Task), "_", " ")))
+		return failure.New(failure.Busy, fmt.Sprintf("VM is busy: %s in progress", strings.ReplaceAll(string(vm.Task), "_", " ")))
 	}
 	vm.Task, vm.TaskOwner, vm.TaskSince, vm.TaskLive = a, owner, now, true
 	return nil

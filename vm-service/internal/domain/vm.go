@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"limen/libs/failure"
 )
 
 // Status is the run state the frontend shows.
@@ -21,7 +23,7 @@ const (
 	StatusError   Status = "Error"
 )
 
-// Limits of a VM's configuration (CONTRACT "VMs").
+// Limits of a VM's configuration.
 const (
 	MinCPU, MaxCPU             = 1, 64
 	MinMemoryMiB, MaxMemoryMiB = 64, 262144
@@ -85,10 +87,10 @@ func NewVM(ownerID int64, name string, cpu, memoryMiB int, os OSType, now time.T
 // ValidateName enforces 1–64 characters of letters, digits, space, '_', '.', '-'.
 func ValidateName(name string) error {
 	if name == "" {
-		return Invalid("name", "Field 'name' is required")
+		return failure.InvalidField("name", "Field 'name' is required")
 	}
 	if len(name) > MaxNameLength || !namePattern.MatchString(name) {
-		return Invalid("name", fmt.Sprintf("Field 'name' must be 1-%d characters of letters, digits, spaces, '_', '.' or '-'", MaxNameLength))
+		return failure.InvalidField("name", fmt.Sprintf("Field 'name' must be 1-%d characters of letters, digits, spaces, '_', '.' or '-'", MaxNameLength))
 	}
 	return nil
 }
@@ -96,10 +98,10 @@ func ValidateName(name string) error {
 // ValidateResources enforces the CPU and memory ranges.
 func ValidateResources(cpu, memoryMiB int) error {
 	if cpu < MinCPU || cpu > MaxCPU {
-		return Invalid("cpu", fmt.Sprintf("Field 'cpu' must be between %d and %d", MinCPU, MaxCPU))
+		return failure.InvalidField("cpu", fmt.Sprintf("Field 'cpu' must be between %d and %d", MinCPU, MaxCPU))
 	}
 	if memoryMiB < MinMemoryMiB || memoryMiB > MaxMemoryMiB {
-		return Invalid("memory", fmt.Sprintf("Field 'memory' must be between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB))
+		return failure.InvalidField("memory", fmt.Sprintf("Field 'memory' must be between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB))
 	}
 	return nil
 }
@@ -125,7 +127,7 @@ func (vm *VM) Resize(cpu, memoryMiB int, now time.Time) error {
 		return err
 	}
 	if vm.Status != StatusStopped {
-		return Conflict(fmt.Sprintf("Cannot update VM: VM must be Stopped (status: %s)", vm.Status))
+		return failure.New(failure.Conflict, fmt.Sprintf("Cannot update VM: VM must be Stopped (status: %s)", vm.Status))
 	}
 	vm.CPU, vm.MemoryMiB = cpu, memoryMiB
 	vm.touch(now)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"limen/libs/failure"
 	"limen/vm-service/internal/domain"
 )
 
@@ -47,7 +48,7 @@ func TestNewVM_RejectsBadInput_NamingTheField(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := domain.NewVM(1, tc.vmName, tc.cpu, tc.mem, ubuntu, now)
-			if domain.KindOf(err) != domain.KindInvalid || !strings.Contains(err.Error(), tc.wantField) {
+			if failure.KindOf(err) != failure.Invalid || !strings.Contains(err.Error(), tc.wantField) {
 				t.Fatalf("got %v", err)
 			}
 		})
@@ -88,7 +89,7 @@ func TestBeginPower_FollowsTheStateMachine(t *testing.T) {
 			if tc.ok != (err == nil) || to != tc.to {
 				t.Fatalf("got %q, %v", to, err)
 			}
-			if err != nil && (domain.KindOf(err) != domain.KindConflict || !strings.Contains(err.Error(), string(tc.from))) {
+			if err != nil && (failure.KindOf(err) != failure.Conflict || !strings.Contains(err.Error(), string(tc.from))) {
 				t.Fatalf("conflict must name the state: %v", err)
 			}
 		})
@@ -98,7 +99,7 @@ func TestBeginPower_FollowsTheStateMachine(t *testing.T) {
 func TestResize_RunningVM_IsAConflict(t *testing.T) {
 	vm := stoppedVM(t)
 	vm.Status = domain.StatusRunning
-	if err := vm.Resize(4, 4096, now); domain.KindOf(err) != domain.KindConflict {
+	if err := vm.Resize(4, 4096, now); failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("got %v", err)
 	}
 	vm.Status = domain.StatusStopped

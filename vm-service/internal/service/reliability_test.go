@@ -55,7 +55,7 @@ func TestUpdate_OneDimensionKeepsTheOther(t *testing.T) {
 // claim makes the VM busy with action, claimed by process owner, as that process's Update would.
 func (s *stack) claim(vmUUID string, action string, owner uuid.UUID) {
 	s.t.Helper()
-	if _, err := s.pool.Exec(context.Background(), `UPDATE vms SET task = $2, task_since = now(), task_owner = $3 WHERE uuid = $1`,
+	if _, err := s.Pool.Exec(context.Background(), `UPDATE vms SET task = $2, task_since = now(), task_owner = $3 WHERE uuid = $1`,
 		vmUUID, action, owner); err != nil {
 		s.t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func (s *stack) claim(vmUUID string, action string, owner uuid.UUID) {
 // beat sets process owner's last heartbeat to age ago.
 func (s *stack) beat(owner uuid.UUID, age time.Duration) {
 	s.t.Helper()
-	if _, err := s.pool.Exec(context.Background(), `INSERT INTO replicas (id, heartbeat_at) VALUES ($1, now() - $2 * interval '1 millisecond')
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO replicas (id, heartbeat_at) VALUES ($1, now() - $2 * interval '1 millisecond')
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`, owner, age.Milliseconds()); err != nil {
 		s.t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTaskClaim_LivesWithItsProcessHeartbeat(t *testing.T) {
 	}
 	var task string
 	var owner *uuid.UUID
-	if err := s.pool.QueryRow(context.Background(), `SELECT task, task_owner FROM vms WHERE uuid = $1`, vm.UUID).Scan(&task, &owner); err != nil || task != "" || owner != nil {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT task, task_owner FROM vms WHERE uuid = $1`, vm.UUID).Scan(&task, &owner); err != nil || task != "" || owner != nil {
 		t.Fatalf("task after the start: %q %v (%v)", task, owner, err)
 	}
 }
@@ -112,13 +112,13 @@ func TestStartUp_ReleasesDeadProcessesClaims(t *testing.T) {
 	s.claim(gone.UUID, "delete", goneOwner)
 	s.claim(live.UUID, "stop", liveOwner)
 
-	next, err := service.New(context.Background(), s.cfg, s.pool, s.conn, s.log, nil)
+	next, err := service.New(context.Background(), s.cfg, s.Pool, s.Conn, s.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(next.Close)
 	tasks := map[string]string{}
-	rows, err := s.pool.Query(context.Background(), `SELECT name, task FROM vms`)
+	rows, err := s.Pool.Query(context.Background(), `SELECT name, task FROM vms`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestStartUp_ReleasesDeadProcessesClaims(t *testing.T) {
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var task string
-		if err := s.pool.QueryRow(context.Background(), `SELECT task FROM vms WHERE uuid = $1`, gone.UUID).Scan(&task); err != nil {
+		if err := s.Pool.QueryRow(context.Background(), `SELECT task FROM vms WHERE uuid = $1`, gone.UUID).Scan(&task); err != nil {
 			t.Fatal(err)
 		}
 		if task == "" {
@@ -149,7 +149,7 @@ func TestStartUp_ReleasesDeadProcessesClaims(t *testing.T) {
 		t.Fatalf("the VM whose delete never reached the hypervisor: %+v", got)
 	}
 	var replicas int
-	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM replicas WHERE id = $1`, deadOwner).Scan(&replicas); err != nil || replicas != 0 {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM replicas WHERE id = $1`, deadOwner).Scan(&replicas); err != nil || replicas != 0 {
 		t.Fatalf("the dead process is still listed: %d (%v)", replicas, err)
 	}
 	if code, _, msg := s.action(alice, dead.UUID, `{"action":"start"}`); code != http.StatusOK {
@@ -187,11 +187,11 @@ func TestResync_WorkBetweenItsReadsIsNotOverwritten(t *testing.T) {
 	s := newStack(t, func(c *service.Config) { c.ResyncInterval = time.Hour }) // only this test's resync
 	alice := s.token(1, "user")
 	ctx := context.Background()
-	installation, err := postgres.Installation(ctx, s.pool)
+	installation, err := postgres.Installation(ctx, s.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := libvirt.New(s.conn.Client, libvirt.Config{DomainType: "qemu", Pool: "limen-vms",
+	h, err := libvirt.New(s.Conn.Client, libvirt.Config{DomainType: "qemu", Pool: "limen-vms",
 		PoolPath: filepath.Join(libvirttest.Shared(t).ImageDir(), "vms"), Installation: installation.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -200,9 +200,9 @@ func TestResync_WorkBetweenItsReadsIsNotOverwritten(t *testing.T) {
 		t.Helper()
 		var once sync.Once
 		after := func() { once.Do(work) }
-		resync := app.Resync{Repo: hookedRepo{postgres.NewVMs(s.pool, outbox.NewWriter(service.Name), 15*time.Second), after},
-			Hypervisor: hookedHypervisor{h, after}, OrphanGrace: 10 * time.Minute, Now: time.Now, Log: s.log}
-		if err := resync.Handle(ctx); err != nil {
+		resync := app.ResyncHandler{Repo: hookedRepo{postgres.NewVMs(s.Pool, outbox.NewWriter(service.Name), 15*time.Second), after},
+			Hypervisor: hookedHypervisor{h, after}, OrphanGrace: 10 * time.Minute, Now: time.Now, Log: s.Log}
+		if err := resync.Handle(ctx, app.Resync{}); err != nil {
 			t.Fatal(err)
 		}
 	}

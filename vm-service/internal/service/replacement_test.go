@@ -18,7 +18,7 @@ import (
 // registerProcess records process owner as running as p, with a fresh heartbeat.
 func (s *stack) registerProcess(owner uuid.UUID, p procfs.Process) {
 	s.t.Helper()
-	if _, err := s.pool.Exec(context.Background(), `INSERT INTO replicas (id, host, boot_id, pid_ns, pid, proc_start)
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO replicas (id, host, boot_id, pid_ns, pid, proc_start)
 		VALUES ($1, 'test-host', $2, $3, $4, $5)`, owner, p.BootID, p.Namespace, p.PID, p.Start); err != nil {
 		s.t.Fatal(err)
 	}
@@ -73,13 +73,13 @@ func TestStartUp_ReleasesAtOnceTheClaimsOfProcessesGoneFromThisMachine(t *testin
 		}
 	}
 
-	next, err := service.New(context.Background(), s.cfg, s.pool, s.conn, s.log, nil)
+	next, err := service.New(context.Background(), s.cfg, s.Pool, s.Conn, s.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(next.Close)
 	tasks := map[string]string{}
-	rows, err := s.pool.Query(context.Background(), `SELECT name, task FROM vms`)
+	rows, err := s.Pool.Query(context.Background(), `SELECT name, task FROM vms`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestStartUp_ReleasesAtOnceTheClaimsOfProcessesGoneFromThisMachine(t *testin
 	}
 	for name, want := range map[string]int{"killed": 0, "reused": 0, "running": 1, "elsewhere": 1} {
 		var n int
-		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM replicas WHERE id = $1`, owners[name]).Scan(&n); err != nil || n != want {
+		if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM replicas WHERE id = $1`, owners[name]).Scan(&n); err != nil || n != want {
 			t.Errorf("replica %s listed %d times (%v); want %d", name, n, err, want)
 		}
 	}
@@ -113,7 +113,7 @@ func TestStartUp_ReleasesAtOnceTheClaimsOfProcessesGoneFromThisMachine(t *testin
 	// The replica records which process it is.
 	var pid int
 	var bootID string
-	if err := s.pool.QueryRow(context.Background(), `SELECT pid, boot_id FROM replicas WHERE id NOT IN ($1, $2)
+	if err := s.Pool.QueryRow(context.Background(), `SELECT pid, boot_id FROM replicas WHERE id NOT IN ($1, $2)
 		ORDER BY started_at DESC LIMIT 1`, owners["running"], owners["elsewhere"]).Scan(&pid, &bootID); err != nil || pid != os.Getpid() || bootID != self.BootID {
 		t.Fatalf("this replica's row: pid %d boot %q (%v)", pid, bootID, err)
 	}
@@ -130,7 +130,7 @@ func TestPower_StaleStatusAfterALapsedClaim_IsThe409OfTheMachinesState(t *testin
 	s.beat(dead, time.Hour)
 
 	vm := s.create(alice, "stale")
-	if _, err := s.pool.Exec(ctx, `UPDATE vms SET status = 'Running' WHERE uuid = $1`, vm.UUID); err != nil {
+	if _, err := s.Pool.Exec(ctx, `UPDATE vms SET status = 'Running' WHERE uuid = $1`, vm.UUID); err != nil {
 		t.Fatal(err)
 	}
 	s.claim(vm.UUID, "start", dead) // killed right after starting it, as it believed
@@ -146,7 +146,7 @@ func TestPower_StaleStatusAfterALapsedClaim_IsThe409OfTheMachinesState(t *testin
 		t.Fatalf("start: %d %s", code, msg)
 	}
 	time.Sleep(500 * time.Millisecond) // the start's lifecycle events are applied
-	if _, err := s.pool.Exec(ctx, `UPDATE vms SET status = 'Stopped' WHERE uuid = $1`, vm.UUID); err != nil {
+	if _, err := s.Pool.Exec(ctx, `UPDATE vms SET status = 'Stopped' WHERE uuid = $1`, vm.UUID); err != nil {
 		t.Fatal(err)
 	}
 	s.claim(vm.UUID, "force_stop", dead)

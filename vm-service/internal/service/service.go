@@ -1,5 +1,5 @@
-// Package service wires vm-service's adapters, use cases, background loops and HTTP port; main and the
-// component tests build the service the same way.
+// Package service wires vm-service's adapters, use cases, background loops and HTTP port; main runs it
+// (Run) and the component tests build it the same way (New).
 package service
 
 import (
@@ -16,9 +16,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
+	"limen/libs/process"
 	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
@@ -28,20 +30,17 @@ import (
 	"limen/vm-service/internal/adapters/postgres"
 	"limen/vm-service/internal/app"
 	porthttp "limen/vm-service/internal/ports/http"
+	"limen/vm-service/migrations"
 )
 
 // Name is the service's name in logs, traces and event sources.
 const Name = "vm-service"
 
-// Config is vm-service's environment.
+// Config is vm-service's environment: the settings every service shares, and its own.
 type Config struct {
-	ListenAddr     string        `env:"LISTEN_ADDR" envDefault:"127.0.0.1:18082" validate:"hostname_port"`
+	contract.Settings
 	DatabaseURL    string        `env:"DATABASE_URL,required" validate:"required"`
 	KafkaBrokers   []string      `env:"KAFKA_BROKERS,required" validate:"required,min=1,dive,hostname_port"`
-	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info" validate:"oneof=debug info warn error"`
-	JWKSURL        string        `env:"LIMEN_JWKS_URL" envDefault:"http://127.0.0.1:18081/api/auth/jwks" validate:"required,http_url"`
-	Issuer         string        `env:"LIMEN_JWT_ISSUER" envDefault:"limen" validate:"required"`
-	Audience       string        `env:"LIMEN_JWT_AUDIENCE" envDefault:"limen-api" validate:"required"`
 	InternalToken  string        `env:"LIMEN_INTERNAL_TOKEN"`
 	LibvirtURI     string        `env:"LIBVIRT_URI" envDefault:"qemu:///system" validate:"required"`
 	LibvirtSocket  string        `env:"LIBVIRT_SOCKET"`
@@ -60,7 +59,30 @@ type Config struct {
 	QuotaCPU       int           `env:"LIMEN_QUOTA_MAX_CPU" envDefault:"16" validate:"gte=0"`
 	QuotaMemoryMiB int           `env:"LIMEN_QUOTA_MAX_MEMORY" envDefault:"32768" validate:"gte=0"`
 	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
-	DrainTimeout   time.Duration `env:"LIMEN_DRAIN_TIMEOUT" envDefault:"20s" validate:"gt=0"`
+}
+
+// Run is vm-service's process: it opens the database (migrated) and the libvirt connection, serves
+// until ctx ends, and leaves vm.replicas after the drain, so requests still draining keep their task
+// claims alive until they are done.
+func Run(ctx context.Context, cfg Config, env process.Env) error {
+	pool, err := outbox.Open(ctx, cfg.DatabaseURL, "vm", migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	conn := libvirtconn.New(libvirtconn.Config{URI: cfg.LibvirtURI, Socket: cfg.LibvirtSocket}, env.Log)
+	var svc *Service
+	defer func() {
+		if svc != nil {
+			svc.Close()
+		}
+	}()
+	return process.Serve(ctx, cfg.Addr(Name), cfg.DrainTimeout, env.Log, func(ctx context.Context) (*Service, error) {
+		var err error
+		svc, err = New(ctx, cfg, pool, conn, env.Log, env.Telemetry)
+		return svc, err
+	}, conn.Run)
 }
 
 // heartbeatsToDeath is how many heartbeats a process may miss before its task claims stop blocking.
@@ -86,8 +108,8 @@ type Service struct {
 	relay *outbox.Relay
 	// follower applies auth-service's user changes: revoked tokens, and deleted users' VMs.
 	follower *revocation.Follower
-	observe  app.ObserveStatus
-	resync   app.Resync
+	observe  app.ObserveStatusHandler
+	resync   app.ResyncHandler
 	every    time.Duration
 	log      *slog.Logger
 }
@@ -152,16 +174,33 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	repo := postgres.NewVMs(pool, outbox.NewWriter(Name), lease)
 	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
 	tasks := app.NewTasks(log)
-	power := &app.ChangePower{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Tasks: tasks, Now: now}
+	power := app.ChangePowerHandler{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Tasks: tasks, Now: now}
+	deleteVM := app.DeleteVMHandler{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now}
+	application := app.Application{
+		Commands: app.Commands{
+			CreateVM:       app.CreateVMHandler{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
+			ChangePower:    power,
+			ResizeVM:       app.ResizeVMHandler{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now},
+			DeleteVM:       deleteVM,
+			DeleteOwnedVMs: app.DeleteOwnedVMsHandler{Repo: repo, Delete: deleteVM, Log: log},
+			ObserveStatus:  app.ObserveStatusHandler{Repo: repo, Hypervisor: hypervisor, Now: now},
+			Resync: app.ResyncHandler{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks,
+				OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+		},
+		Queries: app.Queries{
+			GetVM:       app.GetVMHandler{Repo: repo},
+			ListVMs:     app.ListVMsHandler{Repo: repo},
+			ListOSTypes: app.ListOSTypesHandler{Catalogue: catalogue},
+			OwnerUsage:  app.OwnerUsageHandler{Repo: repo},
+		},
+	}
 
 	follower := revocation.NewFollower(cfg.KafkaBrokers, revoked, log)
-	deleteVM := app.DeleteVM{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now}
-	deleteOwned := app.DeleteOwnedVMs{Repo: repo, Delete: deleteVM, Log: log}
 	background := context.WithoutCancel(ctx)
 	revoked.Subscribe(func(userID int64) {
 		if revoked.Deleted(userID) {
 			go func() {
-				if err := deleteOwned.Handle(background, userID); err != nil {
+				if err := application.Commands.DeleteOwnedVMs.Handle(background, app.DeleteOwnedVMs{OwnerID: userID}); err != nil {
 					log.Warn("deleting the VMs of a deleted user", "owner_id", userID, "err", err)
 				}
 			}()
@@ -170,24 +209,14 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
 		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready, "revocations": follower.Ready}})
-	porthttp.Mount(fiberApp, porthttp.UseCases{
-		List:    app.ListVMs{Repo: repo},
-		Get:     app.GetVM{Repo: repo},
-		Create:  app.CreateVM{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
-		Power:   power,
-		Resize:  app.ResizeVM{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now},
-		Delete:  deleteVM,
-		OSTypes: app.ListOSTypes{Catalogue: catalogue},
-		Usage:   app.OwnerUsage{Repo: repo},
-	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
+	porthttp.Mount(fiberApp, application, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 
 	s := &Service{
-		app:     fiberApp,
-		conn:    conn,
-		relay:   outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
-		observe: app.ObserveStatus{Repo: repo, Hypervisor: hypervisor, Now: now},
-		resync: app.Resync{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks,
-			OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+		app:       fiberApp,
+		conn:      conn,
+		relay:     outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log),
+		observe:   application.Commands.ObserveStatus,
+		resync:    application.Commands.Resync,
 		every:     cfg.ResyncInterval,
 		log:       log,
 		follower:  follower,
@@ -228,7 +257,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Close stops the heartbeat and the retries of unrecorded task ends, and removes this process from
 // vm.replicas, so any claim still in its name is dead at once. Call it after the HTTP server drained
-// (main does, after process.Serve returns).
+// (Run does, after process.Serve returns).
 func (s *Service) Close() {
 	s.stopBeat()
 	s.beating.Wait()
@@ -289,7 +318,7 @@ func (s *Service) resyncLoop(ctx context.Context) {
 		case <-s.kick:
 		case <-again:
 		}
-		err := s.resync.Handle(ctx)
+		err := s.resync.Handle(ctx, app.Resync{})
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -318,7 +347,7 @@ func (s *Service) resyncSoon() {
 // observeEvent applies a lifecycle event; when that fails, a resync is asked for, which is retried until the
 // database takes it.
 func (s *Service) observeEvent(ctx context.Context, id uuid.UUID) error {
-	err := s.observe.Handle(ctx, id)
+	err := s.observe.Handle(ctx, app.ObserveStatus{VMUUID: id})
 	if err != nil && ctx.Err() == nil {
 		s.resyncSoon()
 	}
@@ -326,7 +355,7 @@ func (s *Service) observeEvent(ctx context.Context, id uuid.UUID) error {
 }
 
 func (s *Service) resyncNow(ctx context.Context) {
-	if err := s.resync.Handle(ctx); err != nil && ctx.Err() == nil {
+	if err := s.resync.Handle(ctx, app.Resync{}); err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "resync failed", "err", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,38 +16,31 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"limen/libs/libvirtconn"
-	"limen/libs/outbox"
-	"limen/libs/pgdb"
-	"limen/libs/revocation"
+	"limen/libs/contract"
 	"limen/libs/testkit"
+	"limen/libs/testkit/apidoc"
 	"limen/libs/testkit/jwttest"
 	"limen/libs/testkit/kafkatest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
+	"limen/libs/testkit/servicetest"
 	"limen/vm-service/internal/service"
 	"limen/vm-service/migrations"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m, pgtest.StartShared, libvirttest.StartShared) }
 
-const topic = "limen.vm.events"
+const topic = contract.TopicVMEvents
 
-// stack is one vm-service over a fresh database, the package's libvirtd and its own broker.
+// stack is one vm-service over the component-test dependencies (servicetest): a fresh database, the
+// package's libvirtd and a broker of its own.
 type stack struct {
+	*servicetest.Stack
 	t       testing.TB
 	svc     *service.Service
-	pool    *pgxpool.Pool
-	broker  *kfake.Cluster
-	keys    *jwttest.KeyIssuer
-	conn    *libvirtconn.Manager
 	cfg     service.Config
-	log     *slog.Logger
-	cancel  context.CancelFunc
 	stopped chan struct{}
 }
 
@@ -60,64 +52,41 @@ func newStack(t testing.TB, configure ...func(*service.Config)) *stack {
 // newStackVia is newStack reaching its database through via(dsn) (a proxy), when via is not nil.
 func newStackVia(t testing.TB, via func(dsn string) string, configure ...func(*service.Config)) *stack {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := libvirttest.Shared(t)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	dsn := pgtest.NewDatabase(t)
-	if via != nil {
-		dsn = via(dsn)
-	}
-	pool, err := pgdb.Open(ctx, dsn, "vm", migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := outbox.Migrate(ctx, pool, "vm"); err != nil {
-		t.Fatal(err)
-	}
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.SeedTopics(1, revocation.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := jwttest.New(t)
-	conn := libvirtconn.New(libvirtconn.Config{URI: d.URI(), Socket: d.SocketPath(), ReconnectMax: 500 * time.Millisecond}, log)
-	s := &stack{t: t, pool: pool, broker: broker, keys: keys, conn: conn, cancel: cancel, stopped: make(chan struct{})}
-	connDone := make(chan struct{})
-	go func() { defer close(connDone); _ = conn.Run(ctx) }()
-
+	deps := servicetest.New(t, servicetest.Options{Schema: "vm", Migrations: migrations.FS, Via: via,
+		Partitions: map[string]int32{topic: 4, contract.TopicUserEvents: 1}, ReconnectMax: 500 * time.Millisecond})
+	s := &stack{Stack: deps, t: t, stopped: make(chan struct{})}
 	cfg := service.Config{
-		KafkaBrokers: broker.ListenAddrs(), JWKSURL: keys.JWKSURL, Issuer: "limen", Audience: "limen-api",
-		InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
-		StoragePath: filepath.Join(d.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
+		Settings:     deps.Settings(),
+		KafkaBrokers: deps.Broker.ListenAddrs(), InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
+		StoragePath: filepath.Join(deps.Daemon.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
 		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20, OrphanGrace: 10 * time.Minute,
 		TaskHeartbeat: 5 * time.Second,
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
-	s.cfg, s.log = cfg, log
-	s.svc, err = service.New(ctx, cfg, pool, conn, log, nil)
+	s.cfg = cfg
+	ctx, cancel := context.WithCancel(deps.Ctx)
+	svc, err := service.New(ctx, cfg, deps.Pool, deps.Conn, deps.Log, nil)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	s.svc = svc
+	apidoc.CheckRoutes(t, service.Name, svc.App())
 	go func() { defer close(s.stopped); _ = s.svc.Run(ctx) }()
 	t.Cleanup(func() {
 		s.removeDomains()
 		cancel()
 		<-s.stopped
-		<-connDone
 		s.svc.Close()
-		pool.Close()
-		broker.Close()
 	})
 	return s
 }
 
 // removeDomains deletes every VM the test left, so no guest outlives it.
 func (s *stack) removeDomains() {
-	rows, err := s.pool.Query(context.Background(), `SELECT uuid FROM vms`)
+	rows, err := s.Pool.Query(context.Background(), `SELECT uuid FROM vms`)
 	if err != nil {
 		return
 	}
@@ -144,17 +113,17 @@ func (s *stack) libvirt() *golibvirt.Libvirt {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.conn.WaitConnected(ctx); err != nil {
+	if err := s.Conn.WaitConnected(ctx); err != nil {
 		s.t.Fatal(err)
 	}
-	l, err := s.conn.Client()
+	l, err := s.Conn.Client()
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	return l
 }
 
-func (s *stack) token(userID int64, role string) string { return s.keys.Token(s.t, userID, role) }
+func (s *stack) token(userID int64, role string) string { return s.Keys.Token(s.t, userID, role) }
 
 type answer struct {
 	status int
@@ -186,6 +155,7 @@ func (s *stack) call(method, path, token, body string) answer {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	apidoc.Check(s.t, req, resp)
 	b, _ := io.ReadAll(resp.Body)
 	return answer{status: resp.StatusCode, body: b}
 }
@@ -271,7 +241,7 @@ type event struct {
 // events reads the topic from the start until an event of subject has the type last.
 func (s *stack) events(subject, last string) []event {
 	s.t.Helper()
-	return kafkatest.Read(s.t, s.broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
+	return kafkatest.Read(s.t, s.Broker.ListenAddrs(), topic, func(r *kgo.Record) (event, bool) {
 		var e event
 		if err := json.Unmarshal(r.Value, &e); err != nil {
 			s.t.Fatalf("record %s: %v", r.Value, err)
@@ -414,9 +384,9 @@ func TestNew_RefusesANetworkThatReachesTheHostWithoutTheOverride(t *testing.T) {
 }
 
 // publishUserEvent puts an auth-service user event on the broker, as its outbox relay would.
-func (s *stack) publishUserEvent(eventType string, change revocation.Change) {
+func (s *stack) publishUserEvent(eventType string, change contract.UserChange) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker.ListenAddrs()...), kgo.AllowAutoTopicCreation())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Broker.ListenAddrs()...), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -424,7 +394,7 @@ func (s *stack) publishUserEvent(eventType string, change revocation.Change) {
 	data, _ := json.Marshal(change)
 	value, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": uuid.NewString(), "source": "auth-service",
 		"type": eventType, "time": time.Now().UTC(), "data": json.RawMessage(data)})
-	record := &kgo.Record{Topic: revocation.Topic, Key: []byte(fmt.Sprint(change.UserID)), Value: value}
+	record := &kgo.Record{Topic: contract.TopicUserEvents, Key: []byte(fmt.Sprint(change.UserID)), Value: value}
 	if err := cl.ProduceSync(context.Background(), record).FirstErr(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -451,7 +421,7 @@ func TestUserDeleted_TokensRefusedAndVMsDeleted(t *testing.T) {
 	}
 
 	deleted := time.Now()
-	s.publishUserEvent(revocation.TypeUserDeleted, revocation.Change{UserID: 7, TokenVersion: 1})
+	s.publishUserEvent(contract.TypeUserDeleted, contract.UserChange{UserID: 7, TokenVersion: 1})
 	for s.call("GET", "/api/vms", token, "").status != http.StatusUnauthorized {
 		if time.Since(deleted) > 5*time.Second {
 			t.Fatal("a deleted user's token still works after 5 s")
@@ -475,7 +445,7 @@ func TestUserChanged_OlderTokensRefused(t *testing.T) {
 	if a := s.call("GET", "/api/vms?all=true", old, ""); a.status != http.StatusOK {
 		t.Fatalf("before: %d", a.status)
 	}
-	s.publishUserEvent(revocation.TypeUserChanged, revocation.Change{UserID: 8, TokenVersion: 1})
+	s.publishUserEvent(contract.TypeUserChanged, contract.UserChange{UserID: 8, TokenVersion: 1})
 	for started := time.Now(); s.call("GET", "/api/vms?all=true", old, "").status != http.StatusUnauthorized; time.Sleep(10 * time.Millisecond) {
 		if time.Since(started) > 5*time.Second {
 			t.Fatal("a token of an older version still works after 5 s")
@@ -483,7 +453,7 @@ func TestUserChanged_OlderTokensRefused(t *testing.T) {
 	}
 	claims := jwttest.Claims(8, "user")
 	claims.Version = 1
-	if a := s.call("GET", "/api/vms", s.keys.Sign(t, claims), ""); a.status != http.StatusOK {
+	if a := s.call("GET", "/api/vms", s.Keys.Sign(t, claims), ""); a.status != http.StatusOK {
 		t.Fatalf("a token of the new version: %d %s", a.status, a.body)
 	}
 }

@@ -186,9 +186,9 @@ func TestConcurrentStarts_OneWins(t *testing.T) {
 func TestBrokerDown_EventsWaitAndArriveWhenItReturns(t *testing.T) {
 	s := newStack(t)
 	alice := s.token(1, "user")
-	_, portText, _ := net.SplitHostPort(s.broker.ListenAddrs()[0])
+	_, portText, _ := net.SplitHostPort(s.Broker.ListenAddrs()[0])
 	port, _ := strconv.Atoi(portText)
-	s.broker.Close()
+	s.Broker.Close()
 
 	vm := s.create(alice, "patient")
 	if code, _, msg := s.action(alice, vm.UUID, `{"action":"force_stop"}`); code != http.StatusConflict {
@@ -196,7 +196,7 @@ func TestBrokerDown_EventsWaitAndArriveWhenItReturns(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	var waiting int
-	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&waiting); err != nil || waiting != 1 {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&waiting); err != nil || waiting != 1 {
 		t.Fatalf("unsent rows %d (%v)", waiting, err)
 	}
 
@@ -204,7 +204,7 @@ func TestBrokerDown_EventsWaitAndArriveWhenItReturns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.broker = broker
+	s.Broker = broker
 	t.Cleanup(broker.Close)
 	s.events(vm.UUID, "limen.vm.updated")
 }
@@ -229,13 +229,13 @@ func TestQuota_403WithTheContractsMessage_NothingCreated(t *testing.T) {
 func TestResync_RemovesADomainThisInstallationNeverRecorded(t *testing.T) {
 	s := newStack(t, func(c *service.Config) { c.OrphanGrace = 0 })
 	ctx := context.Background()
-	installation, err := postgres.Installation(ctx, s.pool)
+	installation, err := postgres.Installation(ctx, s.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := libvirttest.Shared(t)
 	hypervisorOf := func(installation string) *libvirt.Hypervisor {
-		h, err := libvirt.New(s.conn.Client, libvirt.Config{DomainType: "qemu", Pool: "limen-vms",
+		h, err := libvirt.New(s.Conn.Client, libvirt.Config{DomainType: "qemu", Pool: "limen-vms",
 			PoolPath: filepath.Join(d.ImageDir(), "vms"), Installation: installation})
 		if err != nil {
 			t.Fatal(err)

@@ -43,11 +43,11 @@ func fzStack(f *testing.F) (*stack, map[string]string) {
 	bob := s.create(s.token(2, "user"), "bobs")
 	// Claimed by another replica whose heartbeat never ages: a claim in this process's own name would
 	// be dead, since this process does not run it (app.Tasks).
-	if _, err := s.pool.Exec(context.Background(), `INSERT INTO replicas (id, host, heartbeat_at)
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO replicas (id, host, heartbeat_at)
 		VALUES ('00000000-0000-4000-8000-00000000f022', 'fuzz', 'infinity')`); err != nil {
 		f.Fatalf("registering the claiming replica: %v", err)
 	}
-	tag, err := s.pool.Exec(context.Background(), `UPDATE vms SET task = 'start', task_since = now(),
+	tag, err := s.Pool.Exec(context.Background(), `UPDATE vms SET task = 'start', task_since = now(),
 		task_owner = '00000000-0000-4000-8000-00000000f022'`)
 	if err != nil || tag.RowsAffected() != 2 {
 		f.Fatalf("marking the VMs busy: %v", err)
@@ -59,14 +59,14 @@ func fzStack(f *testing.F) (*stack, map[string]string) {
 func (s *stack) fzState(t testing.TB) string {
 	t.Helper()
 	var db string
-	err := s.pool.QueryRow(context.Background(), `SELECT concat_ws('/',
+	err := s.Pool.QueryRow(context.Background(), `SELECT concat_ws('/',
 		(SELECT md5(coalesce(string_agg(v::text, '|' ORDER BY v.id), '')) FROM vms v),
 		(SELECT md5(coalesce(string_agg(concat_ws(',', o.id, o.topic, o.key, encode(o.payload, 'hex'), o.traceparent, o.created_at), '|' ORDER BY o.id), '')) FROM outbox o),
 		(SELECT md5(coalesce(string_agg(i::text, '|'), '')) FROM installation i))`).Scan(&db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.conn.Client()
+	l, err := s.Conn.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func FuzzCreateVM(f *testing.F) {
 		}
 		user := int64(1 + mode>>1&1)
 		before := s.fzState(t)
-		status, out, raw := s.fzCall(t, "POST", "/api/vms", s.keys.Token(t, user, "user"), body)
+		status, out, raw := s.fzCall(t, "POST", "/api/vms", s.Keys.Token(t, user, "user"), body)
 		after := s.fzState(t)
 		what := fmt.Sprintf("user %d POST /api/vms %s", user, body)
 		fzCheck(t, what, status, out, raw, before, after)
@@ -161,11 +161,11 @@ func FuzzVMRef(f *testing.F) {
 		var token string
 		switch op / 8 % 3 {
 		case 0:
-			token = s.keys.Token(t, 1, "user")
+			token = s.Keys.Token(t, 1, "user")
 		case 1:
-			token = s.keys.Token(t, 2, "user")
+			token = s.Keys.Token(t, 2, "user")
 		default:
-			token = s.keys.Token(t, 9, "admin")
+			token = s.Keys.Token(t, 9, "admin")
 		}
 		var method, target string
 		switch op % 8 {

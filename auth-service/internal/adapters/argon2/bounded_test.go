@@ -10,6 +10,7 @@ import (
 
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/domain"
+	"limen/libs/failure"
 )
 
 // gate is a hasher whose operations block until released, counting how many run at once.
@@ -67,7 +68,7 @@ func TestBounded_QueueTimeoutIsBusy(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := b.Hash(context.Background(), "p")
-	if !errors.Is(err, domain.ErrBusy) || domain.KindOf(err) != domain.KindUnavailable {
+	if !errors.Is(err, domain.ErrBusy) || failure.KindOf(err) != failure.Unavailable {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
 	if waited := time.Since(start); waited < 30*time.Millisecond || waited > time.Second {

@@ -40,11 +40,11 @@ func TestPruneExpired_DeletesOnlyWhatNoLongerMatters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	prune := app.PruneExpired{Tokens: postgres.NewRefreshTokens(pool, outbox.NewWriter("test")), Counters: postgres.NewThrottle(pool),
+	prune := app.PruneExpiredHandler{Tokens: postgres.NewRefreshTokens(pool, outbox.NewWriter("test")), Counters: postgres.NewThrottle(pool),
 		LongestWindow: time.Hour, Now: func() time.Time { return now }}
-	tokens, counters, err := prune.Handle(ctx)
-	if err != nil || tokens != 1 || counters != 1 {
-		t.Fatalf("pruned %d tokens, %d counters (%v); want 1 and 1", tokens, counters, err)
+	pruned, err := prune.Handle(ctx, app.PruneExpired{})
+	if err != nil || pruned.RefreshTokens != 1 || pruned.Counters != 1 {
+		t.Fatalf("pruned %d tokens, %d counters (%v); want 1 and 1", pruned.RefreshTokens, pruned.Counters, err)
 	}
 	var left []string
 	rows, _ := pool.Query(ctx, `SELECT convert_from(token_hash, 'UTF8') FROM refresh_tokens UNION ALL SELECT key FROM login_throttle ORDER BY 1`)

@@ -12,12 +12,12 @@ import (
 
 	"limen/auth-service/internal/app"
 	"limen/auth-service/internal/domain"
+	"limen/libs/contract"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
-	"limen/libs/revocation"
 )
 
-// RefreshTokens implements app.RefreshTokens. Ending a login records its event on revocation.Topic
+// RefreshTokens implements app.RefreshTokens. Ending a login records its event on contract.TopicUserEvents
 // in the same transaction, so the login's access tokens stop working everywhere too.
 type RefreshTokens struct {
 	pool   *pgxpool.Pool
@@ -110,8 +110,8 @@ func (r *RefreshTokens) RevokeFamilyOf(ctx context.Context, hash []byte, now tim
 		if err != nil || tag.RowsAffected() == 0 {
 			return err // already ended: its event was recorded then
 		}
-		return recordUserEvent(ctx, tx, r.events, revocation.TypeSessionEnded,
-			revocation.Change{UserID: userID, SessionID: family.String()})
+		return recordUserEvent(ctx, tx, r.events, contract.TypeSessionEnded,
+			contract.UserChange{UserID: userID, SessionID: family.String()})
 	})
 }
 

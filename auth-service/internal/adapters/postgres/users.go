@@ -12,13 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/contract"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
-	"limen/libs/revocation"
 )
 
 // Users implements app.Users. A change that revokes tokens (role, approval, deletion) records its
-// event on revocation.Topic in the same transaction.
+// event on contract.TopicUserEvents in the same transaction.
 type Users struct {
 	pool   *pgxpool.Pool
 	events *outbox.Writer
@@ -118,7 +118,7 @@ func (r *Users) Update(ctx context.Context, id int64, change func(*domain.User, 
 		if err != nil || u.TokenVersion == version {
 			return err
 		}
-		return recordUserEvent(ctx, tx, r.events, revocation.TypeUserChanged, revocation.Change{UserID: u.ID, TokenVersion: u.TokenVersion})
+		return recordUserEvent(ctx, tx, r.events, contract.TypeUserChanged, contract.UserChange{UserID: u.ID, TokenVersion: u.TokenVersion})
 	})
 	return updated, err
 }
@@ -137,13 +137,13 @@ func (r *Users) Delete(ctx context.Context, id int64, withVMs bool, check func(*
 		if _, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
 			return err
 		}
-		return recordUserEvent(ctx, tx, r.events, revocation.TypeUserDeleted,
-			revocation.Change{UserID: u.ID, TokenVersion: u.TokenVersion + 1, DeleteVMs: withVMs})
+		return recordUserEvent(ctx, tx, r.events, contract.TypeUserDeleted,
+			contract.UserChange{UserID: u.ID, TokenVersion: u.TokenVersion + 1, DeleteVMs: withVMs})
 	})
 }
 
-// recordUserEvent adds an event of revocation.Topic, keyed by the user's id, to tx.
-func recordUserEvent(ctx context.Context, tx pgx.Tx, events *outbox.Writer, eventType string, change revocation.Change) error {
-	return events.Add(ctx, tx, outbox.Event{Topic: revocation.Topic, Type: eventType, Subject: strconv.FormatInt(change.UserID, 10),
+// recordUserEvent adds an event of contract.TopicUserEvents, keyed by the user's id, to tx.
+func recordUserEvent(ctx context.Context, tx pgx.Tx, events *outbox.Writer, eventType string, change contract.UserChange) error {
+	return events.Add(ctx, tx, outbox.Event{Topic: contract.TopicUserEvents, Type: eventType, Subject: strconv.FormatInt(change.UserID, 10),
 		OwnerID: change.UserID, Sequence: change.TokenVersion, Data: change})
 }

@@ -15,6 +15,7 @@ import (
 
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/service"
+	"limen/libs/contract"
 	"limen/libs/testkit/pgtest"
 )
 
@@ -25,7 +26,7 @@ import (
 // bookkeeping of its own) and login_throttle too when the refusal is the decoder's or the
 // validator's (400, 415). A refusal after that point (401, 403, 409, 429) may have counted the
 // attempt in login_throttle: that count is what the login and registration limits are made of
-// (app.LoginPolicy, app.Register), so it is the one change such a refusal must make.
+// (app.LoginPolicy, app.RegisterPolicy), so it is the one change such a refusal must make.
 
 // fzAuth is auth-service over a fresh database of the package's cluster.
 type fzAuth struct {
@@ -40,7 +41,7 @@ func fzAuthService(f *testing.F, tweak func(*service.Config)) fzAuth {
 	f.Helper()
 	const far = 1 << 30
 	cfg := service.Config{
-		DatabaseURL: pgtest.NewDatabase(f), DataDir: f.TempDir(), Issuer: "limen", Audience: "limen-api",
+		DatabaseURL: pgtest.NewDatabase(f), DataDir: f.TempDir(), Settings: contract.Settings{Issuer: "limen", Audience: "limen-api"},
 		AccessTTL: 24 * time.Hour, RefreshTTL: 24 * time.Hour, AdminUsername: adminName, AdminPassword: adminPassword,
 		MaxFailures: far, MaxFailuresPerIP: far, MaxFailuresPerAccount: far, RegisterMaxPerIP: far,
 		// Windows longer than any run: the prune loop then never deletes a counter under a comparison.
@@ -116,7 +117,7 @@ func checkRefused(t *testing.T, what string, a fzAnswer, before, after fzAuthSta
 		t.Fatalf("%s: %d %s", what, a.status, a.raw)
 	}
 	if a.body["code"] != float64(a.status) || a.body["message"] == "" {
-		t.Fatalf("%s: %d without the contract's error body: %s", what, a.status, a.raw)
+		t.Fatalf("%s: %d without the error body {code, message}: %s", what, a.status, a.raw)
 	}
 	if after.core != before.core {
 		t.Fatalf("%s: refused with %d %s, but the database changed", what, a.status, a.raw)

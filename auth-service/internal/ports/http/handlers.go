@@ -1,9 +1,10 @@
 // Package http is auth-service's Fiber port: it decodes requests, calls the use cases and renders
-// the contract's bodies.
+// the bodies docs/openapi.yaml describes; libs/web's error handler renders the errors.
 package http
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,23 +12,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"limen/auth-service/internal/app"
+	"limen/auth-service/internal/domain"
 	"limen/libs/authn"
 	"limen/libs/web"
 )
-
-// UseCases are what the handlers call.
-type UseCases struct {
-	Register    app.Register
-	Login       *app.Login
-	Refresh     *app.Refresh
-	Logout      app.Logout
-	CurrentUser app.CurrentUser
-	ListUsers   app.ListUsers
-	GetUser     app.GetUser
-	ApproveUser app.ApproveUser
-	ChangeRole  app.ChangeRole
-	DeleteUser  app.DeleteUser
-}
 
 // Config is what the port needs besides the use cases.
 type Config struct {
@@ -41,15 +29,15 @@ type Config struct {
 }
 
 type handlers struct {
-	uc  UseCases
+	app app.Application
 	cfg Config
 }
 
 const refreshCookie = "refresh_token"
 
-// Mount adds the contract's auth and admin routes to app.
-func Mount(router fiber.Router, uc UseCases, cfg Config) {
-	h := handlers{uc: uc, cfg: cfg}
+// Mount adds the auth and admin routes (docs/openapi.yaml) to router.
+func Mount(router fiber.Router, application app.Application, cfg Config) {
+	h := handlers{app: application, cfg: cfg}
 	auth := router.Group("/api/auth")
 	auth.Post("/register", h.register)
 	auth.Post("/login", h.login)
@@ -75,9 +63,9 @@ func (h handlers) register(c *fiber.Ctx) error {
 	}
 	ctx, cancel := h.requestContext(c)
 	defer cancel()
-	u, err := h.uc.Register.Handle(ctx, in.Username, in.Password, clientIP(c))
+	u, err := h.app.Commands.Register.Handle(ctx, app.Register{Username: in.Username, Password: in.Password, ClientIP: clientIP(c)})
 	if err != nil {
-		return toHTTP(c, err)
+		return busyWhenLate(err)
 	}
 	message := "User registered successfully"
 	if !u.Approved {
@@ -93,9 +81,9 @@ func (h handlers) login(c *fiber.Ctx) error {
 	}
 	ctx, cancel := h.requestContext(c)
 	defer cancel()
-	s, err := h.uc.Login.Handle(ctx, in.Username, in.Password, clientIP(c))
+	s, err := h.app.Commands.Login.Handle(ctx, app.Login{Username: in.Username, Password: in.Password, ClientIP: clientIP(c)})
 	if err != nil {
-		return toHTTP(c, err)
+		return busyWhenLate(err)
 	}
 	h.setRefreshCookie(c, s.RefreshToken, h.cfg.RefreshTTL)
 	return c.JSON(toSessionResponse(s, h.cfg.Now()))
@@ -122,9 +110,10 @@ func (h handlers) refresh(c *fiber.Ctx) error {
 	}
 	ctx, cancel := h.requestContext(c)
 	defer cancel()
-	s, err := h.uc.Refresh.Handle(ctx, token, app.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	s, err := h.app.Commands.Refresh.Handle(ctx, app.Refresh{RefreshToken: token,
+		Client: app.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}})
 	if err != nil {
-		return toHTTP(c, err)
+		return busyWhenLate(err)
 	}
 	h.setRefreshCookie(c, s.RefreshToken, h.cfg.RefreshTTL)
 	return c.JSON(toSessionResponse(s, h.cfg.Now()))
@@ -135,8 +124,8 @@ func (h handlers) logout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := h.uc.Logout.Handle(c.UserContext(), token); err != nil {
-		return toHTTP(c, err)
+	if err := h.app.Commands.Logout.Handle(c.UserContext(), app.Logout{RefreshToken: token}); err != nil {
+		return err
 	}
 	h.setRefreshCookie(c, "", -1)
 	return c.SendStatus(http.StatusNoContent)
@@ -161,6 +150,15 @@ func (h handlers) requestContext(c *fiber.Ctx) (context.Context, context.CancelF
 	return context.WithTimeout(c.UserContext(), h.cfg.RequestTimeout)
 }
 
+// busyWhenLate answers a request that ran out of time (requestContext's deadline) with
+// domain.ErrBusy: whoever still listens may retry.
+func busyWhenLate(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return domain.ErrBusy
+	}
+	return err
+}
+
 // clientIP is the address throttles and refresh-token reuse count by: the peer, or behind trusted
 // proxies the first address X-Forwarded-For names from the right that is not one of them
 // (web.ClientIP), never what the client itself wrote further left.
@@ -173,16 +171,16 @@ func (h handlers) jwks(c *fiber.Ctx) error {
 }
 
 func (h handlers) me(c *fiber.Ctx) error {
-	u, err := h.uc.CurrentUser.Handle(c.UserContext(), callerOf(c))
+	u, err := h.app.Queries.CurrentUser.Handle(c.UserContext(), app.CurrentUser{Caller: callerOf(c)})
 	if err != nil {
-		return toHTTP(c, err)
+		return err
 	}
 	return c.JSON(toUserResponse(u))
 }
 
 func (h handlers) requireAdmin(c *fiber.Ctx) error {
-	if _, err := h.uc.CurrentUser.RequireAdmin(c.UserContext(), callerOf(c)); err != nil {
-		return toHTTP(c, err)
+	if _, err := h.app.Queries.CurrentAdmin.Handle(c.UserContext(), app.CurrentAdmin{Caller: callerOf(c)}); err != nil {
+		return err
 	}
 	return c.Next()
 }
@@ -196,9 +194,9 @@ func (h handlers) listUsers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.uc.ListUsers.Handle(c.UserContext(), limit, offset)
+	page, err := h.app.Queries.ListUsers.Handle(c.UserContext(), app.ListUsers{Limit: limit, Offset: offset})
 	if err != nil {
-		return toHTTP(c, err)
+		return err
 	}
 	out := userPageResponse{Users: make([]userResponse, 0, len(page.Users)), Total: page.Total, Limit: page.Limit, Offset: page.Offset}
 	for _, u := range page.Users {
@@ -212,9 +210,9 @@ func (h handlers) getUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	u, err := h.uc.GetUser.Handle(c.UserContext(), id)
+	u, err := h.app.Queries.GetUser.Handle(c.UserContext(), app.GetUser{ID: id})
 	if err != nil {
-		return toHTTP(c, err)
+		return err
 	}
 	return c.JSON(toUserResponse(u))
 }
@@ -228,9 +226,9 @@ func (h handlers) approveUser(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	u, err := h.uc.ApproveUser.Handle(c.UserContext(), id, *in.Approved)
+	u, err := h.app.Commands.ApproveUser.Handle(c.UserContext(), app.ApproveUser{ID: id, Approved: *in.Approved})
 	if err != nil {
-		return toHTTP(c, err)
+		return err
 	}
 	return c.JSON(toUserResponse(u))
 }
@@ -244,9 +242,9 @@ func (h handlers) changeRole(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	u, err := h.uc.ChangeRole.Handle(c.UserContext(), id, in.Role)
+	u, err := h.app.Commands.ChangeRole.Handle(c.UserContext(), app.ChangeRole{ID: id, Role: in.Role})
 	if err != nil {
-		return toHTTP(c, err)
+		return err
 	}
 	return c.JSON(toUserResponse(u))
 }
@@ -256,8 +254,9 @@ func (h handlers) deleteUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := h.uc.DeleteUser.Handle(c.UserContext(), callerOf(c), id, c.QueryBool("delete_vms")); err != nil {
-		return toHTTP(c, err)
+	cmd := app.DeleteUser{Caller: callerOf(c), ID: id, WithVMs: c.QueryBool("delete_vms")}
+	if err := h.app.Commands.DeleteUser.Handle(c.UserContext(), cmd); err != nil {
+		return err
 	}
 	return c.JSON(fiber.Map{"message": "User deleted successfully", "user_id": id})
 }

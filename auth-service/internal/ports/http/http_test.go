@@ -3,8 +3,6 @@ package http_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,14 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/gofiber/fiber/v2"
 
 	"limen/auth-service/internal/adapters/argon2"
 	"limen/auth-service/internal/service"
 	"limen/auth-service/migrations"
+	"limen/libs/contract"
 	"limen/libs/outbox"
-	"limen/libs/pgdb"
-	"limen/libs/revocation"
+	"limen/libs/testkit/apidoc"
 	"limen/libs/testkit/pgtest"
 )
 
@@ -39,7 +40,7 @@ type client struct {
 func newService(t *testing.T, tweak func(*service.Config)) client {
 	t.Helper()
 	cfg := service.Config{
-		DatabaseURL: pgtest.NewDatabase(t), DataDir: t.TempDir(), Issuer: "limen", Audience: "limen-api",
+		DatabaseURL: pgtest.NewDatabase(t), DataDir: t.TempDir(), Settings: contract.Settings{Issuer: "limen", Audience: "limen-api"},
 		AccessTTL: time.Hour, RefreshTTL: 24 * time.Hour, AdminUsername: adminName, AdminPassword: adminPassword,
 		MaxFailures: 3, MaxFailuresPerIP: 10, LoginLockout: time.Minute,
 		// Cheap hashing keeps the suite fast; production uses argon2.DefaultParams.
@@ -58,25 +59,23 @@ func startService(tb testing.TB, cfg *service.Config) (*service.Service, *pgxpoo
 	tb.Helper()
 	ctx := context.Background()
 	if cfg.KafkaBrokers == nil {
-		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, revocation.Topic))
+		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, contract.TopicUserEvents))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(broker.Close)
 		cfg.KafkaBrokers = broker.ListenAddrs()
 	}
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
+	pool, err := outbox.Open(ctx, cfg.DatabaseURL, "auth", migrations.FS)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
-	if err := outbox.Migrate(ctx, pool, "auth"); err != nil {
-		tb.Fatal(err)
-	}
 	svc, err := service.New(ctx, *cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	apidoc.CheckRoutes(tb, service.Name, svc.App())
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); _ = svc.Run(runCtx) }()
@@ -108,16 +107,22 @@ func (c client) do(method, path, token, body string, headers ...string) response
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	apidoc.Check(c.t, req, resp)
 	raw, _ := io.ReadAll(resp.Body)
 	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &out.body)
 	return out
 }
 
+// expect checks the status and, for an error (status 400 and above), the error body {"code": status,
+// "message": message}: an error is never checked by its status alone.
 func (r response) expect(t *testing.T, status int, message string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
+	}
+	if status >= 400 && message == "" {
+		t.Fatalf("status %d is an error: name the message its body must carry (%s)", status, r.raw)
 	}
 	if message != "" && (r.body["message"] != message || r.body["code"] != float64(status)) {
 		t.Fatalf("body %s, want code %d message %q", r.raw, status, message)
@@ -163,7 +168,7 @@ func TestRegister_CreatesPendingUser(t *testing.T) {
 			t.Errorf("user lacks %s: %s", field, r.raw)
 		}
 	}
-	if user["approved"] != false || user["role"] != "user" || r.body["message"] == "" {
+	if user["approved"] != false || user["role"] != "user" || r.body["message"] != "User registered successfully. Waiting for admin approval" {
 		t.Fatalf("unexpected %s", r.raw)
 	}
 	c.login("ada", "password1").expect(t, 403, "Account pending approval")
@@ -171,7 +176,11 @@ func TestRegister_CreatesPendingUser(t *testing.T) {
 
 func TestRegister_AutoApprove(t *testing.T) {
 	c := newService(t, func(cfg *service.Config) { cfg.AutoApprove = true })
-	c.do("POST", "/api/auth/register", "", creds("ada", "password1")).expect(t, 201, "")
+	r := c.do("POST", "/api/auth/register", "", creds("ada", "password1"))
+	r.expect(t, 201, "")
+	if r.body["message"] != "User registered successfully" || r.body["user"].(map[string]any)["approved"] != true {
+		t.Fatalf("unexpected %s", r.raw)
+	}
 	c.login("ada", "password1").expect(t, 200, "")
 }
 
@@ -185,9 +194,9 @@ func TestRegister_BadInput(t *testing.T) {
 	}{
 		{"taken", creds("ada", "password2"), 409, "Username already exists"},
 		{"taken other case", creds("ADA", "password2"), 409, "Username already exists"},
-		{"short name", creds("ab", "password1"), 400, ""},
-		{"bad char", creds("a b c", "password1"), 400, ""},
-		{"short password", creds("grace", "short"), 400, ""},
+		{"short name", creds("ab", "password1"), 400, "Field 'username' must be 3-32 characters of letters, digits, '_', '.' or '-'"},
+		{"bad char", creds("a b c", "password1"), 400, "Field 'username' must be 3-32 characters of letters, digits, '_', '.' or '-'"},
+		{"short password", creds("grace", "short"), 400, "Field 'password' must be 8-128 characters"},
 		{"missing password", `{"username":"grace"}`, 400, "Field 'password' is required"},
 		{"wrong type", `{"username":1,"password":"password1"}`, 400, "Invalid value for field 'username': expected string"},
 		{"malformed", `{"username":`, 400, "Invalid JSON body"},
@@ -202,7 +211,7 @@ func TestRegister_BadInput(t *testing.T) {
 		})
 	}
 	r := c.do("POST", "/api/auth/register", "", "username=x", "Content-Type", "text/plain")
-	r.expect(t, 415, "")
+	r.expect(t, 415, "Content-Type must be application/json")
 }
 
 func TestLogin_ReturnsTheContractBodyAndCookie(t *testing.T) {
@@ -232,10 +241,10 @@ func TestLogin_WrongPasswordAndUnknownUserLookAlike(t *testing.T) {
 func TestLogin_TooManyFailures_Answers429WithRetryAfter(t *testing.T) {
 	c := newService(t, nil)
 	for range 3 {
-		c.login(adminName, "wrong-password").expect(t, 401, "")
+		c.login(adminName, "wrong-password").expect(t, 401, "Invalid username or password")
 	}
 	r := c.login(adminName, adminPassword)
-	r.expect(t, 429, "")
+	r.expect(t, 429, "Too many failed login attempts, try again later")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
@@ -244,9 +253,9 @@ func TestLogin_TooManyFailures_Answers429WithRetryAfter(t *testing.T) {
 func TestLogin_TooManyFailuresFromOneAddress_Answers429(t *testing.T) {
 	c := newService(t, func(cfg *service.Config) { cfg.MaxFailuresPerIP = 4 })
 	for i := range 4 {
-		c.login("user"+string(rune('a'+i))+"x", "wrong-password").expect(t, 401, "")
+		c.login("user"+string(rune('a'+i))+"x", "wrong-password").expect(t, 401, "Invalid username or password")
 	}
-	c.login(adminName, adminPassword).expect(t, 429, "")
+	c.login(adminName, adminPassword).expect(t, 429, "Too many failed login attempts, try again later")
 }
 
 func TestRefresh_RotatesAndReuseRevokesTheFamily(t *testing.T) {
@@ -260,8 +269,8 @@ func TestRefresh_RotatesAndReuseRevokesTheFamily(t *testing.T) {
 		t.Fatal("refresh did not rotate")
 	}
 	// The spent token again: the whole login ends, the rotated one too.
-	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+first+`"}`).expect(t, 401, "")
-	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+second+`"}`).expect(t, 401, "")
+	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+first+`"}`).expect(t, 401, "Invalid refresh token")
+	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+second+`"}`).expect(t, 401, "Invalid refresh token")
 }
 
 func TestRefresh_FromCookie(t *testing.T) {
@@ -274,15 +283,18 @@ func TestRefresh_ConcurrentUseOfOneToken_OnlyOneWins(t *testing.T) {
 	c := newService(t, nil)
 	token := c.login(adminName, adminPassword).body["refresh_token"].(string)
 	var wg sync.WaitGroup
-	statuses := make([]int, 4)
-	for i := range statuses {
-		wg.Go(func() { statuses[i] = c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+token+`"}`).status })
+	answers := make([]response, 4)
+	for i := range answers {
+		wg.Go(func() { answers[i] = c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+token+`"}`) })
 	}
 	wg.Wait()
-	ok := 0
-	for _, s := range statuses {
-		if s == 200 {
+	ok, statuses := 0, make([]int, len(answers))
+	for i, r := range answers {
+		statuses[i] = r.status
+		if r.status == 200 {
 			ok++
+		} else {
+			r.expect(t, 401, "Invalid refresh token")
 		}
 	}
 	if ok > 1 {
@@ -301,7 +313,7 @@ func TestLogout_EndsTheLogin(t *testing.T) {
 	r := c.login(adminName, adminPassword)
 	token, refresh := r.body["token"].(string), r.body["refresh_token"].(string)
 	c.do("POST", "/api/auth/logout", token, `{"refresh_token":"`+refresh+`"}`).expect(t, 204, "")
-	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+refresh+`"}`).expect(t, 401, "")
+	c.do("POST", "/api/auth/refresh", "", `{"refresh_token":"`+refresh+`"}`).expect(t, 401, "Invalid refresh token")
 	c.do("POST", "/api/auth/logout", "", `{"refresh_token":"`+refresh+`"}`).expect(t, 401, "Authentication required")
 }
 
@@ -333,13 +345,14 @@ func TestAdmin_ManagesUsers(t *testing.T) {
 	if list.body["total"] != float64(2) || len(list.body["users"].([]any)) != 1 {
 		t.Fatalf("list %s", list.raw)
 	}
-	c.do("GET", "/api/admin/users?limit=1000", admin, "").expect(t, 400, "")
-	c.do("GET", "/api/admin/users?limit=x", admin, "").expect(t, 400, "")
+	c.do("GET", "/api/admin/users?limit=1000", admin, "").expect(t, 400, "Query parameter 'limit' must be between 1 and 200")
+	c.do("GET", "/api/admin/users?offset=-1", admin, "").expect(t, 400, "Query parameter 'offset' must be 0 or more")
+	c.do("GET", "/api/admin/users?limit=x", admin, "").expect(t, 400, "Query parameter 'limit' must be a number")
 	c.do("GET", "/api/admin/users/"+uid, admin, "").expect(t, 200, "")
 	c.do("GET", "/api/admin/users/999", admin, "").expect(t, 404, "User not found")
-	c.do("GET", "/api/admin/users/abc", admin, "").expect(t, 400, "")
+	c.do("GET", "/api/admin/users/abc", admin, "").expect(t, 400, "Invalid user id: abc")
 	c.do("PUT", "/api/admin/users/"+uid+"/approve", admin, `{}`).expect(t, 400, "Field 'approved' is required")
-	c.do("PUT", "/api/admin/users/"+uid+"/role", admin, `{"role":"god"}`).expect(t, 400, "")
+	c.do("PUT", "/api/admin/users/"+uid+"/role", admin, `{"role":"god"}`).expect(t, 400, "Field 'role' must be one of: admin, user")
 
 	r := c.do("PUT", "/api/admin/users/"+uid+"/role", admin, `{"role":"admin"}`)
 	r.expect(t, 200, "")
@@ -352,11 +365,11 @@ func TestAdmin_ManagesUsers(t *testing.T) {
 	userToken = c.login("ada", "password1").body["token"].(string)
 	c.do("GET", "/api/admin/users", userToken, "").expect(t, 200, "")
 	c.do("PUT", "/api/admin/users/"+uid+"/role", admin, `{"role":"user"}`).expect(t, 200, "")
-	c.do("GET", "/api/admin/users", userToken, "").expect(t, 403, "")
+	c.do("GET", "/api/admin/users", userToken, "").expect(t, 403, "Admin access required")
 
 	// Suspending ends the user's session at once.
 	c.do("PUT", "/api/admin/users/"+uid+"/approve", admin, `{"approved":false}`).expect(t, 200, "")
-	c.do("GET", "/api/auth/me", userToken, "").expect(t, 401, "")
+	c.do("GET", "/api/auth/me", userToken, "").expect(t, 401, "Authentication required")
 
 	r = c.do("DELETE", "/api/admin/users/"+uid, admin, "")
 	r.expect(t, 200, "")

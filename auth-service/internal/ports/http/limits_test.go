@@ -69,8 +69,9 @@ func (c client) burst(n int, path string, body func(i int) string, headers func(
 	return out
 }
 
-// tally counts answers by status; every 429 and 503 must carry Retry-After.
-func tally(t *testing.T, rs []response) map[int]int {
+// tally counts answers by status. Every error must carry the error body with messages[its status],
+// every 429 and 503 Retry-After too.
+func tally(t *testing.T, rs []response, messages map[int]string) map[int]int {
 	t.Helper()
 	n := map[int]int{}
 	for _, r := range rs {
@@ -78,9 +79,15 @@ func tally(t *testing.T, rs []response) map[int]int {
 		if (r.status == 429 || r.status == 503) && r.header.Get("Retry-After") == "" {
 			t.Fatalf("%d without Retry-After: %s", r.status, r.raw)
 		}
+		if r.status >= 400 {
+			r.expect(t, r.status, messages[r.status])
+		}
 	}
 	return n
 }
+
+// loginRefusals are the messages of a refused login: a wrong password, and a throttled attempt.
+var loginRefusals = map[int]string{401: "Invalid username or password", 429: "Too many failed login attempts, try again later"}
 
 func from(ip string) []string { return []string{"X-Forwarded-For", ip} }
 
@@ -91,7 +98,7 @@ func TestLogin_ParallelWrongPasswords_ExactlyTheLimitGetAVerdict(t *testing.T) {
 	})
 	rs := c.burst(60, "/api/auth/login", func(int) string { return creds(adminName, "wrong-password") },
 		func(int) []string { return from("203.0.113.7") })
-	if n := tally(t, rs); n[401] != 5 || n[429] != 55 {
+	if n := tally(t, rs, loginRefusals); n[401] != 5 || n[429] != 55 {
 		t.Fatalf("answers %v, want 5×401 and 55×429", n)
 	}
 	for _, r := range rs {
@@ -102,7 +109,7 @@ func TestLogin_ParallelWrongPasswords_ExactlyTheLimitGetAVerdict(t *testing.T) {
 	// The attacker knew the name, but the owner, elsewhere, still gets in.
 	c.do("POST", "/api/auth/login", "", creds(adminName, adminPassword), from("198.51.100.1")...).expect(t, 200, "")
 	// From the attacker's address the account stays shut, the right password included.
-	c.do("POST", "/api/auth/login", "", creds(adminName, adminPassword), from("203.0.113.7")...).expect(t, 429, "")
+	c.do("POST", "/api/auth/login", "", creds(adminName, adminPassword), from("203.0.113.7")...).expect(t, 429, "Too many failed login attempts, try again later")
 }
 
 func TestLogin_ParallelUnknownUsersFromOneAddress_ExactlyThePerAddressLimit(t *testing.T) {
@@ -112,7 +119,7 @@ func TestLogin_ParallelUnknownUsersFromOneAddress_ExactlyThePerAddressLimit(t *t
 	})
 	rs := c.burst(60, "/api/auth/login", func(i int) string { return creds(fmt.Sprintf("ghost%02d", i), "wrong-password") },
 		func(int) []string { return from("203.0.113.9") })
-	if n := tally(t, rs); n[401] != 20 || n[429] != 40 {
+	if n := tally(t, rs, loginRefusals); n[401] != 20 || n[429] != 40 {
 		t.Fatalf("answers %v, want 20×401 and 40×429", n)
 	}
 	c.do("POST", "/api/auth/login", "", creds(adminName, adminPassword), from("198.51.100.1")...).expect(t, 200, "")
@@ -125,7 +132,7 @@ func TestLogin_GlobalPerAccountLimit_HoldsAcrossAddresses(t *testing.T) {
 	})
 	rs := c.burst(40, "/api/auth/login", func(int) string { return creds(adminName, "wrong-password") },
 		func(i int) []string { return from(fmt.Sprintf("203.0.113.%d", i+1)) })
-	if n := tally(t, rs); n[401] != 8 || n[429] != 32 {
+	if n := tally(t, rs, loginRefusals); n[401] != 8 || n[429] != 32 {
 		t.Fatalf("answers %v, want 8×401 and 32×429", n)
 	}
 }
@@ -137,7 +144,7 @@ func TestRegister_ParallelFromOneAddress_AreLimited(t *testing.T) {
 	})
 	rs := c.burst(30, "/api/auth/register", func(i int) string { return creds(fmt.Sprintf("bot%02d", i), "password1") },
 		func(int) []string { return from("203.0.113.5") })
-	if n := tally(t, rs); n[201] != 10 || n[429] != 20 {
+	if n := tally(t, rs, map[int]string{429: "Too many registrations, try again later"}); n[201] != 10 || n[429] != 20 {
 		t.Fatalf("answers %v, want 10×201 and 20×429", n)
 	}
 	for _, r := range rs {
@@ -176,7 +183,7 @@ func TestHashing_Saturated_Answers503WithRetryAfter(t *testing.T) {
 	})
 	rs := c.burst(20, "/api/auth/login", func(i int) string { return creds(fmt.Sprintf("ghost%02d", i), "wrong-password") },
 		func(i int) []string { return from(fmt.Sprintf("203.0.113.%d", i+1)) })
-	n := tally(t, rs)
+	n := tally(t, rs, map[int]string{401: "Invalid username or password", 503: "Server busy, retry shortly"})
 	if n[503] == 0 || n[503]+n[401] != 20 {
 		t.Fatalf("answers %v, want some 503s and 401s for the rest", n)
 	}
@@ -247,7 +254,7 @@ func TestHashing_BurstOf100Logins_StaysWithinTheMemoryBound(t *testing.T) {
 		took := time.Since(start)
 		heapGrowth, _ = heap.End()
 		hwm := rssKiB(t, "VmHWM")
-		if n := tally(t, rs); n[200] != 100 {
+		if n := tally(t, rs, nil); n[200] != 100 {
 			t.Fatalf("answers %v, want 100×200", n)
 		}
 		rssGrowth = uint64(max(hwm-rssBefore, 0)) << 10
@@ -398,7 +405,7 @@ func TestBootstrapAdmin_RestartChangesNoExistingAccount(t *testing.T) {
 func TestLogin_LockEndsWithItsWindow(t *testing.T) {
 	c := newService(t, func(cfg *service.Config) { cfg.MaxFailures, cfg.LoginLockout = 2, time.Second })
 	for range 2 {
-		c.login(adminName, "wrong-password").expect(t, 401, "")
+		c.login(adminName, "wrong-password").expect(t, 401, "Invalid username or password")
 	}
 	r := c.login(adminName, adminPassword)
 	r.expect(t, 429, "Too many failed login attempts, try again later")

@@ -6,7 +6,7 @@ import (
 	"limen/auth-service/internal/domain"
 )
 
-// Request and response bodies of the contract, kept apart from domain types.
+// Request and response bodies (docs/openapi.yaml), kept apart from domain types.
 
 type credentialsRequest struct {
 	Username string `json:"username" validate:"required"`

@@ -18,10 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"limen/gateway/internal/domain"
+	"limen/libs/contract"
 )
-
-// Topics are where vm-service and media-service publish, keyed by VM uuid.
-var Topics = []string{"limen.vm.events", "limen.media.events"}
 
 // DefaultRecheck is how often the partition list is read again to pick up new partitions and topics.
 const DefaultRecheck = 30 * time.Second
@@ -47,9 +45,10 @@ type Consumer struct {
 	ready     chan struct{}
 }
 
-// NewConsumer reads Topics from the brokers.
+// NewConsumer reads, from the brokers, the topics vm-service and media-service publish VM changes on.
 func NewConsumer(brokers []string, sink Sink, log *slog.Logger) *Consumer {
-	return &Consumer{Brokers: brokers, Topics: Topics, Sink: sink, Log: log, ready: make(chan struct{})}
+	return &Consumer{Brokers: brokers, Topics: []string{contract.TopicVMEvents, contract.TopicMediaEvents}, Sink: sink, Log: log,
+		ready: make(chan struct{})}
 }
 
 // Ready is closed once every partition that existed at the first successful look is being read:

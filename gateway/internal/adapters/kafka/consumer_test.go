@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"limen/gateway/internal/domain"
+	"limen/libs/contract"
 )
 
 type collected struct {
@@ -62,7 +63,8 @@ func cluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
-// writer follows ENVIRONMENT.md: its own transport with a short metadata TTL, and no batching delay.
+// writer has a transport of its own with a short metadata TTL, so that it finds a topic created
+// meanwhile at once, and no batching delay.
 func writer(addrs []string, topic string) *kafkago.Writer {
 	return &kafkago.Writer{Addr: kafkago.TCP(addrs...), Topic: topic, Balancer: &kafkago.Hash{},
 		BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll,
@@ -99,13 +101,13 @@ func start(t *testing.T, addrs []string, sink Sink) *Consumer {
 }
 
 func TestConsumer_ReadsEveryPartitionFromItsEnd(t *testing.T) {
-	kc := cluster(t, kfake.SeedTopics(3, Topics...))
+	kc := cluster(t, kfake.SeedTopics(3, contract.TopicVMEvents, contract.TopicMediaEvents))
 	w := writer(kc.ListenAddrs(), "limen.vm.events")
 	defer w.Close()
 	// History from before the gateway started is not replayed.
 	for i := range 6 {
 		uuid := strconv.Itoa(i) + vmUUID[1:]
-		produce(t, w, uuid, cloudEvent(t, TypeVMUpdated, uuid, 7, 1, vmJSON(int64(i), uuid, 7)))
+		produce(t, w, uuid, cloudEvent(t, contract.TypeVMUpdated, uuid, 7, 1, vmJSON(int64(i), uuid, 7)))
 	}
 	sink := newCollected()
 	start(t, kc.ListenAddrs(), sink)
@@ -114,7 +116,7 @@ func TestConsumer_ReadsEveryPartitionFromItsEnd(t *testing.T) {
 	for i := range 6 { // keys spread over the three partitions
 		uuid := strconv.Itoa(i) + vmUUID[1:]
 		want = append(want, uuid)
-		produce(t, w, uuid, []byte("not an event"), cloudEvent(t, TypeVMUpdated, uuid, 7, 2, vmJSON(int64(i), uuid, 7)))
+		produce(t, w, uuid, []byte("not an event"), cloudEvent(t, contract.TypeVMUpdated, uuid, 7, 2, vmJSON(int64(i), uuid, 7)))
 	}
 	got := sink.waitFor(t, 6)
 	time.Sleep(100 * time.Millisecond)
@@ -149,7 +151,7 @@ func TestConsumer_TopicCreatedLaterIsReadFromItsBeginning(t *testing.T) {
 	w := writer(kc.ListenAddrs(), "limen.media.events")
 	defer w.Close()
 	// Written at once, likely before the consumer's next look: it must still arrive.
-	produce(t, w, vmUUID, cloudEvent(t, TypeMediaChanged, vmUUID, 7, 1, map[string]any{"vm_uuid": vmUUID, "media_path": "/isos/a.iso", "attached": true}))
+	produce(t, w, vmUUID, cloudEvent(t, contract.TypeMediaChanged, vmUUID, 7, 1, map[string]any{"vm_uuid": vmUUID, "media_path": "/isos/a.iso", "attached": true}))
 	if e := sink.waitFor(t, 1)[0]; e.Kind != domain.MediaChanged || e.Media.Path != "/isos/a.iso" {
 		t.Fatalf("%+v", e)
 	}

@@ -9,31 +9,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"limen/gateway/internal/domain"
-)
-
-// Event types the live status feed passes on (ARCHITECTURE "Events").
-const (
-	TypeVMCreated    = "limen.vm.created"
-	TypeVMUpdated    = "limen.vm.updated"
-	TypeVMDeleted    = "limen.vm.deleted"
-	TypeMediaChanged = "limen.media.changed"
+	"limen/libs/contract"
 )
 
 // errIgnoredType is an event of a type the feed does not show; skipped quietly, so producers can add
 // types without breaking the gateway.
 var errIgnoredType = errors.New("event type not shown to clients")
-
-// vmRef is the part of a VM's public JSON the feed reads; the rest is passed on untouched.
-type vmRef struct {
-	ID   int64  `json:"id"`
-	UUID string `json:"uuid"`
-}
-
-type mediaState struct {
-	VMUUID    string `json:"vm_uuid"`
-	MediaPath string `json:"media_path"`
-	Attached  bool   `json:"attached"`
-}
 
 // decode reads a CloudEvents 1.0 structured-mode JSON event into a domain event.
 func decode(value []byte) (domain.VMEvent, error) {
@@ -46,20 +27,21 @@ func decode(value []byte) (domain.VMEvent, error) {
 	}
 	out := domain.VMEvent{ID: ce.ID(), VMUUID: ce.Subject()}
 	var err error
-	if out.OwnerID, err = int64Extension(ce, "ownerid"); err != nil {
+	if out.OwnerID, err = int64Extension(ce, contract.ExtensionOwnerID); err != nil {
 		return domain.VMEvent{}, err
 	}
-	if out.Seq, err = int64Extension(ce, "sequence"); err != nil {
+	if out.Seq, err = int64Extension(ce, contract.ExtensionSequence); err != nil {
 		return domain.VMEvent{}, err
 	}
 	data := ce.Data()
 	switch ce.Type() {
-	case TypeVMCreated, TypeVMUpdated, TypeVMDeleted:
+	case contract.TypeVMUpdated, contract.TypeVMDeleted:
 		out.Kind = domain.VMUpdated
-		if ce.Type() == TypeVMDeleted {
+		if ce.Type() == contract.TypeVMDeleted {
 			out.Kind = domain.VMDeleted
 		}
-		var ref vmRef
+		// The feed reads only the VM's reference; the rest of its public JSON is passed on untouched.
+		var ref contract.VMRef
 		// A deletion is known by its subject alone; an update must carry the VM.
 		if len(data) > 0 || out.Kind == domain.VMUpdated {
 			if err := json.Unmarshal(data, &ref); err != nil {
@@ -71,9 +53,9 @@ func decode(value []byte) (domain.VMEvent, error) {
 		if out.VMUUID == "" {
 			out.VMUUID = ref.UUID
 		}
-	case TypeMediaChanged:
+	case contract.TypeMediaChanged:
 		out.Kind = domain.MediaChanged
-		var media mediaState
+		var media contract.MediaChange
 		if err := json.Unmarshal(data, &media); err != nil {
 			return domain.VMEvent{}, fmt.Errorf("%s data: %w", ce.Type(), err)
 		}

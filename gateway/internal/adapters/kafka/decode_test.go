@@ -9,6 +9,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"limen/gateway/internal/domain"
+	"limen/libs/contract"
 )
 
 const vmUUID = "550e8400-e29b-41d4-a716-446655440000"
@@ -44,7 +45,7 @@ func vmJSON(id int64, uuid string, owner int64) map[string]any {
 }
 
 func TestDecode_VMUpdatedKeepsThePublicJSON(t *testing.T) {
-	e, err := decode(cloudEvent(t, TypeVMUpdated, vmUUID, 7, 12, vmJSON(3, vmUUID, 7)))
+	e, err := decode(cloudEvent(t, contract.TypeVMUpdated, vmUUID, 7, 12, vmJSON(3, vmUUID, 7)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +59,11 @@ func TestDecode_VMUpdatedKeepsThePublicJSON(t *testing.T) {
 }
 
 func TestDecode_DeletedAndMedia(t *testing.T) {
-	e, err := decode(cloudEvent(t, TypeVMDeleted, vmUUID, 7, 13, vmJSON(3, vmUUID, 7)))
+	e, err := decode(cloudEvent(t, contract.TypeVMDeleted, vmUUID, 7, 13, vmJSON(3, vmUUID, 7)))
 	if err != nil || e.Kind != domain.VMDeleted || e.VMID != 3 {
 		t.Fatalf("%+v %v", e, err)
 	}
-	e, err = decode(cloudEvent(t, TypeMediaChanged, vmUUID, 7, 2, map[string]any{"vm_uuid": vmUUID, "media_path": "/isos/d.iso", "attached": true}))
+	e, err = decode(cloudEvent(t, contract.TypeMediaChanged, vmUUID, 7, 2, map[string]any{"vm_uuid": vmUUID, "media_path": "/isos/d.iso", "attached": true}))
 	if err != nil || e.Kind != domain.MediaChanged || e.Media.Path != "/isos/d.iso" || !e.Media.Attached || e.Seq != 2 {
 		t.Fatalf("%+v %v", e, err)
 	}
@@ -72,7 +73,7 @@ func TestDecode_DeletionWithoutData(t *testing.T) {
 	ce := event.New()
 	ce.SetID("1")
 	ce.SetSource("vm-service")
-	ce.SetType(TypeVMDeleted)
+	ce.SetType(contract.TypeVMDeleted)
 	ce.SetSubject(vmUUID)
 	ce.SetExtension("ownerid", 7)
 	ce.SetExtension("sequence", 4)
@@ -81,7 +82,7 @@ func TestDecode_DeletionWithoutData(t *testing.T) {
 	if err != nil || e.Kind != domain.VMDeleted || e.VMUUID != vmUUID || e.VM != nil {
 		t.Fatalf("%+v %v", e, err)
 	}
-	ce.SetType(TypeVMUpdated)
+	ce.SetType(contract.TypeVMUpdated)
 	raw, _ = json.Marshal(ce)
 	if _, err := decode(raw); err == nil {
 		t.Fatal("an update without the VM was accepted")
@@ -89,14 +90,14 @@ func TestDecode_DeletionWithoutData(t *testing.T) {
 }
 
 func TestDecode_UUIDFromDataWhenNoSubject(t *testing.T) {
-	e, err := decode(cloudEvent(t, TypeVMUpdated, "", 7, 1, vmJSON(3, vmUUID, 7)))
+	e, err := decode(cloudEvent(t, contract.TypeVMUpdated, "", 7, 1, vmJSON(3, vmUUID, 7)))
 	if err != nil || e.VMUUID != vmUUID {
 		t.Fatalf("%+v %v", e, err)
 	}
 }
 
 func TestDecode_IntegersAsStringsBeyond32Bits(t *testing.T) {
-	e, err := decode(cloudEvent(t, TypeVMUpdated, vmUUID, "7", "5000000000", vmJSON(3, vmUUID, 7)))
+	e, err := decode(cloudEvent(t, contract.TypeVMUpdated, vmUUID, "7", "5000000000", vmJSON(3, vmUUID, 7)))
 	if err != nil || e.OwnerID != 7 || e.Seq != 5_000_000_000 {
 		t.Fatalf("%+v %v", e, err)
 	}
@@ -106,11 +107,11 @@ func TestDecode_Refusals(t *testing.T) {
 	cases := map[string][]byte{
 		"not JSON":       []byte("hello"),
 		"not an event":   []byte(`{"id":1}`),
-		"no owner":       cloudEvent(t, TypeVMUpdated, vmUUID, nil, 1, vmJSON(3, vmUUID, 7)),
-		"no sequence":    cloudEvent(t, TypeVMUpdated, vmUUID, 7, nil, vmJSON(3, vmUUID, 7)),
-		"bad sequence":   cloudEvent(t, TypeVMUpdated, vmUUID, 7, "x", vmJSON(3, vmUUID, 7)),
-		"data not a VM":  cloudEvent(t, TypeVMUpdated, vmUUID, 7, 1, []int{1}),
-		"no VM anywhere": cloudEvent(t, TypeVMUpdated, "", 7, 1, map[string]any{"id": 3}),
+		"no owner":       cloudEvent(t, contract.TypeVMUpdated, vmUUID, nil, 1, vmJSON(3, vmUUID, 7)),
+		"no sequence":    cloudEvent(t, contract.TypeVMUpdated, vmUUID, 7, nil, vmJSON(3, vmUUID, 7)),
+		"bad sequence":   cloudEvent(t, contract.TypeVMUpdated, vmUUID, 7, "x", vmJSON(3, vmUUID, 7)),
+		"data not a VM":  cloudEvent(t, contract.TypeVMUpdated, vmUUID, 7, 1, []int{1}),
+		"no VM anywhere": cloudEvent(t, contract.TypeVMUpdated, "", 7, 1, map[string]any{"id": 3}),
 	}
 	for name, raw := range cases {
 		if e, err := decode(raw); err == nil {

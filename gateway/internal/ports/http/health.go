@@ -31,9 +31,12 @@ func toHealthResponse(r app.HealthReport) healthResponse {
 }
 
 // HealthHandler serves GET /api/health: 200 when every part answers, 503 otherwise.
-func HealthHandler(health *app.Health) fiber.Handler {
+func HealthHandler(application app.Application) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		report := health.Handle(c.UserContext())
+		report, err := application.Queries.CheckHealth.Handle(c.UserContext(), app.CheckHealth{})
+		if err != nil {
+			return err
+		}
 		if !report.OK {
 			c.Status(http.StatusServiceUnavailable)
 		}

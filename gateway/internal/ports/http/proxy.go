@@ -1,5 +1,5 @@
 // Package http is the gateway's Fiber port: authentication, header hygiene, proxying to the services,
-// the aggregated health endpoint and the live status WebSocket.
+// the aggregated health endpoint, the live status WebSocket and the API document.
 package http
 
 import (
@@ -13,7 +13,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"limen/gateway/internal/domain"
-	"limen/libs/authn"
 	"limen/libs/telemetry"
 	"limen/libs/web"
 )
@@ -24,11 +23,11 @@ const (
 	DefaultUploadTimeout = 2 * time.Hour
 )
 
-// Proxy routes /api requests to the services.
+// Proxy routes /api requests to the services: Route resolves the request, Authenticate checks its
+// token unless the route is public (tokenOptional), Forward passes it on.
 type Proxy struct {
 	// Bases maps each deployed service to its base URL; a missing one answers 503.
 	Bases          map[domain.Upstream]string
-	Verifier       *authn.Verifier
 	DefaultTimeout time.Duration
 	// UploadLimit caps an upload's Content-Length (413 beyond it, before the service is contacted);
 	// UploadTimeout bounds the whole upload, body and answer.
@@ -38,8 +37,8 @@ type Proxy struct {
 }
 
 // NewProxy keeps one pooled keep-alive client for all services; uploads get the default limits.
-func NewProxy(bases map[domain.Upstream]string, verifier *authn.Verifier, defaultTimeout time.Duration) *Proxy {
-	return &Proxy{Bases: bases, Verifier: verifier, DefaultTimeout: defaultTimeout,
+func NewProxy(bases map[domain.Upstream]string, defaultTimeout time.Duration) *Proxy {
+	return &Proxy{Bases: bases, DefaultTimeout: defaultTimeout,
 		UploadLimit: DefaultUploadLimit, UploadTimeout: DefaultUploadTimeout, client: &fasthttp.Client{
 			MaxConnsPerHost:               1024,
 			MaxIdleConnDuration:           90 * time.Second,
@@ -50,23 +49,35 @@ func NewProxy(bases map[domain.Upstream]string, verifier *authn.Verifier, defaul
 		}}
 }
 
-// Handle is the catch-all /api handler.
-func (p *Proxy) Handle(c *fiber.Ctx) error {
+// localRoute is the Fiber local under which Route hands the resolved route on.
+const localRoute = "limen.route"
+
+// Route resolves the request to the service that answers it, for tokenOptional and Forward.
+func (p *Proxy) Route(c *fiber.Ctx) error {
 	route, err := domain.Resolve(c.Method(), string(c.Request().URI().PathOriginal()))
 	switch {
 	case errors.Is(err, domain.ErrBadPath):
 		return web.NewError(http.StatusBadRequest, "Invalid path")
-	case err != nil:
+	case err != nil, route.Upstream == domain.UpstreamGateway:
+		// The gateway's own routes are mounted ahead of the proxy, and the router matches raw paths: one
+		// that reaches the proxy is spelled otherwise (percent-encoded), and no service answers it.
 		return web.NewError(http.StatusNotFound, "Not found")
 	}
-	if !route.Public && c.Method() != fiber.MethodOptions {
-		claims, err := p.Verifier.Verify(authn.BearerToken(c.Get(fiber.HeaderAuthorization)))
-		if err != nil {
-			return web.Unauthorized()
-		}
-		if route.Upload && !claims.IsAdmin() {
-			return web.NewError(http.StatusForbidden, "Admin access required")
-		}
+	c.Locals(localRoute, route)
+	return c.Next()
+}
+
+// tokenOptional lets the public routes, and every CORS preflight, through Authenticate without a token.
+func tokenOptional(c *fiber.Ctx) bool {
+	route, _ := c.Locals(localRoute).(domain.Route)
+	return route.Public || c.Method() == fiber.MethodOptions
+}
+
+// Forward passes the request Route resolved on to its service.
+func (p *Proxy) Forward(c *fiber.Ctx) error {
+	route, _ := c.Locals(localRoute).(domain.Route)
+	if who, ok := callerOf(c); ok && route.Upload && !who.claims.IsAdmin() {
+		return web.NewError(http.StatusForbidden, "Admin access required")
 	}
 	base, ok := p.Bases[route.Upstream]
 	if !ok {
@@ -77,6 +88,7 @@ func (p *Proxy) Handle(c *fiber.Ctx) error {
 	if timeout == 0 {
 		timeout = p.DefaultTimeout
 	}
+	var err error
 	if route.Upload {
 		err = p.upload(c, base+originForm(c))
 	} else {

@@ -104,8 +104,9 @@ func FuzzProxyPath(f *testing.F) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log, BodyLimit: 1 << 10,
 		StreamRequestBody: true, Upload: porthttp.IsUpload, SeparateInternal: true})
-	health := &app.Health{Services: readinessOf(readyBases), Deployed: domain.Upstreams, Timeout: time.Second, Now: time.Now}
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(bases, verifier, 5*time.Second), nil)
+	health := app.NewCheckHealthHandler(app.HealthSources{Services: readinessOf(readyBases), Deployed: domain.Upstreams, Timeout: time.Second, Now: time.Now})
+	porthttp.Mount(fiberApp, app.Application{Queries: app.Queries{CheckHealth: health}},
+		porthttp.Routes{Verifier: verifier, Proxy: porthttp.NewProxy(bases, 5*time.Second)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"limen/docs"
 	"limen/gateway/internal/app"
 	"limen/gateway/internal/domain"
 	porthttp "limen/gateway/internal/ports/http"
@@ -77,15 +78,20 @@ func startGatewayTrusting(t *testing.T, bases map[domain.Upstream]string, bodyLi
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log, BodyLimit: bodyLimit,
 		StreamRequestBody: true, Upload: porthttp.IsUpload, TrustedProxies: trusted, SeparateInternal: true})
-	health := &app.Health{Services: readinessOf(bases), Timeout: time.Second, Now: time.Now}
+	health := app.HealthSources{Services: readinessOf(bases), Timeout: time.Second, Now: time.Now}
 	for u := range bases {
 		health.Deployed = append(health.Deployed, u)
 	}
-	proxy := porthttp.NewProxy(bases, verifier, time.Second)
+	proxy := porthttp.NewProxy(bases, time.Second)
 	if configure != nil {
 		configure(proxy)
 	}
-	porthttp.Mount(fiberApp, health, proxy, nil)
+	apiDocs, err := porthttp.NewAPIDocs(docs.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	porthttp.Mount(fiberApp, app.Application{Queries: app.Queries{CheckHealth: app.NewCheckHealthHandler(health)}},
+		porthttp.Routes{Verifier: verifier, Proxy: proxy, APIDocs: apiDocs})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -19,6 +18,7 @@ import (
 	"limen/gateway/internal/app"
 	"limen/gateway/internal/domain"
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/logging"
 	"limen/libs/web"
 )
@@ -40,7 +40,7 @@ const (
 )
 
 const (
-	// DefaultPingInterval is how often the server pings a client (CONTRACT).
+	// DefaultPingInterval is how often the server pings a client (/ws/vm-status in docs/openapi.yaml).
 	DefaultPingInterval = 30 * time.Second
 	// defaultWriteTimeout bounds one write: a client that cannot take a message in that time is cut off.
 	defaultWriteTimeout = 10 * time.Second
@@ -49,11 +49,12 @@ const (
 )
 
 // VMStatus serves the live status WebSocket. Connections end with a close frame when the token
-// expires (4401), the client falls behind (1008), stops answering pings (1008), its user opens more
-// than MaxPerUser sockets (1008, the oldest goes), the first VM list cannot be fetched (1011) or the
-// server stops (1001).
+// expires (4401) or is revoked (4403), the client falls behind (1008), stops answering pings (1008),
+// its user opens more than MaxPerUser sockets (1008, the oldest goes), the first VM list cannot be
+// fetched (1011) or the server stops (1001).
 type VMStatus struct {
-	Feed     *app.VMStatusFeed
+	Watch app.WatchVMStatusHandler
+	// Verifier checks an open socket's token again when auth-service revokes tokens of its user.
 	Verifier *authn.Verifier
 	Log      *slog.Logger
 	// PingInterval is how often the server pings; a client that has not answered for two intervals is
@@ -75,21 +76,21 @@ type VMStatus struct {
 	clients  metric.Int64UpDownCounter
 }
 
-// NewVMStatus serves the feed until ctx ends.
-func NewVMStatus(ctx context.Context, feed *app.VMStatusFeed, verifier *authn.Verifier, log *slog.Logger) *VMStatus {
+// NewVMStatus serves the live status use case until ctx ends.
+func NewVMStatus(ctx context.Context, watch app.WatchVMStatusHandler, verifier *authn.Verifier, log *slog.Logger) *VMStatus {
 	clients, err := otel.Meter("limen/gateway").Int64UpDownCounter("limen.ws.clients",
 		metric.WithDescription("Clients connected to the live status WebSocket."))
 	if err != nil {
 		log.Warn("metric limen.ws.clients unavailable", "err", err)
 	}
-	return &VMStatus{Feed: feed, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients}
+	return &VMStatus{Watch: watch, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients}
 }
 
 // UserChanged closes the user's sockets whose token auth-service has since revoked (4403); call it
 // on every change the revocation list applies.
 func (s *VMStatus) UserChanged(userID int64) { s.sockets.notify(userID) }
 
-// localIdentity is the Fiber local under which the upgrade hands the verified caller to the socket.
+// localIdentity is the Fiber local under which Accept hands the verified caller to the socket.
 const localIdentity = "limen.vmstatus.identity"
 
 type identity struct {
@@ -100,33 +101,26 @@ type identity struct {
 	requestID string
 }
 
-// Authenticate refuses the upgrade with the contract's 401 unless the request carries a valid access
-// token, in `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`.
-func (s *VMStatus) Authenticate(c *fiber.Ctx) error {
-	token := c.Query("token")
-	if token == "" {
-		token = authn.BearerToken(c.Get(fiber.HeaderAuthorization))
-	}
-	claims, err := s.Verifier.Verify(token)
-	if err != nil {
-		return web.Unauthorized()
-	}
-	if s.Feed.VMs == nil {
+// Accept takes the upgrade Authenticate let through (with the token in `?token=` or
+// `Authorization: Bearer`), unless there is no vm-service to list VMs (503) or the request is no
+// WebSocket upgrade (426).
+func (s *VMStatus) Accept(c *fiber.Ctx) error {
+	who, _ := callerOf(c)
+	if s.Watch.VMs == nil {
 		return web.NewError(http.StatusServiceUnavailable, "Service unavailable")
 	}
 	if !fiberws.IsWebSocketUpgrade(c) {
 		return fiber.ErrUpgradeRequired
 	}
-	// Fiber's strings alias buffers it reuses once the handler returns; the socket outlives it.
 	c.Locals(localIdentity, identity{
-		viewer: domain.Viewer{UserID: claims.UserID, Admin: claims.IsAdmin()},
-		token:  strings.Clone(token), expires: claims.ExpiresAt.Time,
+		viewer: domain.Viewer{UserID: who.claims.UserID, Admin: who.claims.IsAdmin()},
+		token:  who.token, expires: who.claims.ExpiresAt.Time,
 		requestID: logging.RequestID(c.UserContext()),
 	})
 	return c.Next()
 }
 
-// Upgrade is the handler that takes the connection over once Authenticate let it through.
+// Upgrade is the handler that takes the connection over once Accept took it.
 func (s *VMStatus) Upgrade() fiber.Handler {
 	return fiberws.New(func(c *fiberws.Conn) {
 		id, ok := c.Locals(localIdentity).(identity)
@@ -182,7 +176,7 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 		<-readerDone
 	}()
 
-	session, first, err := s.Feed.Open(ctx, id.viewer, id.token)
+	session, err := s.Watch.Handle(ctx, app.WatchVMStatus{Viewer: id.viewer, Token: id.token})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.Log.WarnContext(ctx, "live status: no VM list", "user_id", id.viewer.UserID, "err", err)
@@ -191,7 +185,7 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 		return
 	}
 	defer session.Close()
-	if !s.write(ctx, conn, first) {
+	if !s.write(ctx, conn, session.First()) {
 		return
 	}
 
@@ -271,7 +265,7 @@ func (s *VMStatus) close(conn *websocket.Conn, code int, reason string) {
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 }
 
-// The wire messages (CONTRACT "Live status WebSocket").
+// The wire messages (/ws/vm-status in docs/openapi.yaml).
 type (
 	vmListMessage struct {
 		Type string          `json:"type"`
@@ -283,20 +277,14 @@ type (
 		Seq  int64           `json:"seq"`
 	}
 	vmDeleteMessage struct {
-		Type string `json:"type"`
-		VM   vmRef  `json:"vm"`
-		Seq  int64  `json:"seq"`
-	}
-	vmRef struct {
-		ID   int64  `json:"id"`
-		UUID string `json:"uuid"`
+		Type string         `json:"type"`
+		VM   contract.VMRef `json:"vm"`
+		Seq  int64          `json:"seq"`
 	}
 	mediaUpdateMessage struct {
-		Type      string `json:"type"`
-		VMUUID    string `json:"vm_uuid"`
-		MediaPath string `json:"media_path"`
-		Attached  bool   `json:"attached"`
-		Seq       int64  `json:"seq"`
+		Type string `json:"type"`
+		contract.MediaChange
+		Seq int64 `json:"seq"`
 	}
 )
 
@@ -308,9 +296,10 @@ func toStatusMessage(m app.StatusMessage) any {
 	case app.StatusVMUpdate:
 		return vmUpdateMessage{Type: "vm_update", VM: e.VM, Seq: e.Seq}
 	case app.StatusVMDelete:
-		return vmDeleteMessage{Type: "vm_delete", VM: vmRef{ID: e.VMID, UUID: e.VMUUID}, Seq: e.Seq}
+		return vmDeleteMessage{Type: "vm_delete", VM: contract.VMRef{ID: e.VMID, UUID: e.VMUUID}, Seq: e.Seq}
 	case app.StatusMediaUpdate:
-		return mediaUpdateMessage{Type: "media_update", VMUUID: e.VMUUID, MediaPath: e.Media.Path, Attached: e.Media.Attached, Seq: e.Seq}
+		return mediaUpdateMessage{Type: "media_update", Seq: e.Seq,
+			MediaChange: contract.MediaChange{VMUUID: e.VMUUID, MediaPath: e.Media.Path, Attached: e.Media.Attached}}
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 	"limen/gateway/internal/domain"
 	porthttp "limen/gateway/internal/ports/http"
 	"limen/libs/authn"
+	"limen/libs/contract"
+	"limen/libs/revocation"
 	"limen/libs/testkit/jwttest"
 	"limen/libs/web"
 )
@@ -107,14 +109,16 @@ type liveGateway struct {
 	issuer *jwttest.KeyIssuer
 	hub    *app.VMStatusHub
 	vms    *vmService
-	broker []string
+	// revoked is the list the gateway's verifier consults, as the revocation follower fills it.
+	revoked *revocation.List
+	broker  []string
 	// stop is the gateway's shutdown signal.
 	stop context.CancelFunc
 }
 
 func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, kafka.Topics...))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, contract.TopicVMEvents, contract.TopicMediaEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +126,9 @@ func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 
 	issuer := jwttest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: issuer.JWKSURL, Issuer: jwttest.Issuer, Audience: jwttest.Audience})
+	revoked := revocation.NewList()
+	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: issuer.JWKSURL, Issuer: jwttest.Issuer, Audience: jwttest.Audience,
+		Revocations: revoked})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,12 +146,17 @@ func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 		t.Fatal("consumer not ready")
 	}
 
-	status := porthttp.NewVMStatus(ctx, &app.VMStatusFeed{Hub: hub, VMs: vmclient.New(vms.url)}, verifier, log)
+	application := app.Application{Queries: app.Queries{
+		CheckHealth:   app.NewCheckHealthHandler(app.HealthSources{Services: readinessOf(nil), Timeout: time.Second, Now: time.Now}),
+		WatchVMStatus: app.WatchVMStatusHandler{Hub: hub, VMs: vmclient.New(vms.url)},
+	}}
+	status := porthttp.NewVMStatus(ctx, application.Queries.WatchVMStatus, verifier, log)
 	status.PingInterval, status.WriteTimeout = opts.ping, opts.writeWait
 	status.AllowedOrigins, status.MaxPerUser = opts.origins, opts.maxPerUser
+	revoked.Subscribe(status.UserChanged)
 	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log})
-	health := &app.Health{Services: readinessOf(nil), Timeout: time.Second, Now: time.Now}
-	porthttp.Mount(fiberApp, health, porthttp.NewProxy(map[domain.Upstream]string{domain.UpstreamVM: vms.url}, verifier, time.Second), status)
+	porthttp.Mount(fiberApp, application, porthttp.Routes{Verifier: verifier, VMStatus: status,
+		Proxy: porthttp.NewProxy(map[domain.Upstream]string{domain.UpstreamVM: vms.url}, time.Second)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +167,7 @@ func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 		_ = fiberApp.Shutdown()
 		<-consumed
 	})
-	return &liveGateway{addr: ln.Addr().String(), issuer: issuer, hub: hub, vms: vms, broker: cluster.ListenAddrs(), stop: cancel}
+	return &liveGateway{addr: ln.Addr().String(), issuer: issuer, hub: hub, vms: vms, revoked: revoked, broker: cluster.ListenAddrs(), stop: cancel}
 }
 
 func (g *liveGateway) dial(t *testing.T, token string) (*websocket.Conn, *http.Response, error) {
@@ -401,6 +412,24 @@ func TestVMStatus_ExpiredTokenClosesWith4401(t *testing.T) {
 	user, _ := g.connect(t, g.issuer.Sign(t, claims))
 	if code := closeCode(t, user, 5*time.Second); code != porthttp.CloseTokenExpired {
 		t.Fatalf("close code %d", code)
+	}
+}
+
+func TestVMStatus_RevokedTokenClosesWith4403_OtherUsersUnaffected(t *testing.T) {
+	g := startLiveGateway(t, liveOptions{})
+	tokenA := g.issuer.Token(t, userA, authn.RoleUser)
+	revokedUser, _ := g.connect(t, tokenA)
+	other, _ := g.connect(t, g.issuer.Token(t, userB, authn.RoleUser))
+	g.revoked.Apply(contract.TypeUserDeleted, contract.UserChange{UserID: userA}, time.Now())
+	if code := closeCode(t, revokedUser, 5*time.Second); code != porthttp.CloseAccessRevoked {
+		t.Fatalf("close code %d", code)
+	}
+	if _, resp, err := g.dial(t, tokenA); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("the revoked token opened a socket again: %v", err)
+	}
+	g.update(t, vmB, userB, 1, "Running")
+	if m := read(t, other); m.Type != "vm_update" {
+		t.Fatalf("the other user's socket: %+v", m)
 	}
 }
 

@@ -11,13 +11,10 @@ import (
 	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
 
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
-	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
-
-// namePrefix marks the domains LIMEN owns on a shared host.
-const namePrefix = "limen-"
 
 // A guest can hold the tray shut for a moment (right after boot, mostly) and QEMU then refuses the
 // change; it opens soon after, so the change is retried for a while instead of failing the request.
@@ -34,7 +31,7 @@ type Drive struct {
 
 // NewDrive needs no set-up: every LIMEN domain is created with its CD-ROM drive.
 func NewDrive(client libvirtconn.Client) *Drive {
-	return &Drive{client: client.ReportingAs(app.ErrHypervisorUnavailable)}
+	return &Drive{client: client.ReportingAs(contract.ErrHypervisorUnavailable)}
 }
 
 func (d *Drive) Media(_ context.Context, vm uuid.UUID) (string, error) {
@@ -74,11 +71,11 @@ func (d *Drive) Holding(_ context.Context, path string) ([]uuid.UUID, error) {
 	}
 	var vms []uuid.UUID
 	for _, dom := range doms {
-		if !strings.HasPrefix(dom.Name, namePrefix) {
-			continue
+		if _, ours := contract.VMUUIDOfDomain(dom.Name); !ours {
+			continue // not a LIMEN domain: never touched
 		}
 		held, err := holds(l, dom, path)
-		if errors.Is(err, app.ErrMachineNotFound) {
+		if errors.Is(err, contract.ErrMachineNotFound) {
 			continue // undefined since the listing
 		}
 		if err != nil {
@@ -222,10 +219,10 @@ func trayShut(err error) bool {
 	return strings.Contains(msg, "tray") || strings.Contains(msg, "is locked")
 }
 
-// machineError maps a domain that vanished to the app's ErrMachineNotFound.
+// machineError maps a domain that vanished to contract.ErrMachineNotFound.
 func machineError(err error) error {
 	if golibvirt.IsNotFound(err) {
-		return app.ErrMachineNotFound
+		return contract.ErrMachineNotFound
 	}
 	return err
 }

@@ -9,11 +9,10 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
-	"limen/media-service/internal/adapters/libvirt"
-	"limen/media-service/internal/app"
-	"limen/media-service/internal/domain"
-
+	"limen/libs/contract"
 	"limen/libs/testkit/libvirttest"
+	"limen/media-service/internal/adapters/libvirt"
+	"limen/media-service/internal/domain"
 )
 
 func expectDriveHolds(t *testing.T, drive *libvirt.Drive, id uuid.UUID, want string) {
@@ -124,10 +123,10 @@ func TestDrive_GuestWithoutCDROM(t *testing.T) {
 func TestDrive_UnknownMachine(t *testing.T) {
 	ctx := context.Background()
 	drive := libvirt.NewDrive(clientOf(libvirttest.Connect(t)))
-	if _, err := drive.Media(ctx, uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
+	if _, err := drive.Media(ctx, uuid.New()); !errors.Is(err, contract.ErrMachineNotFound) {
 		t.Fatalf("Media: %v", err)
 	}
-	if err := drive.Insert(ctx, uuid.New(), "/x.iso"); !errors.Is(err, app.ErrMachineNotFound) {
+	if err := drive.Insert(ctx, uuid.New(), "/x.iso"); !errors.Is(err, contract.ErrMachineNotFound) {
 		t.Fatalf("Insert: %v", err)
 	}
 }
@@ -135,13 +134,13 @@ func TestDrive_UnknownMachine(t *testing.T) {
 func TestDriveAndLibrary_NoConnection(t *testing.T) {
 	ctx := context.Background()
 	down := func() (*golibvirt.Libvirt, error) { return nil, errors.New("libvirt: not connected") }
-	if _, err := libvirt.NewDrive(down).Media(ctx, uuid.New()); !errors.Is(err, app.ErrHypervisorUnavailable) {
+	if _, err := libvirt.NewDrive(down).Media(ctx, uuid.New()); !errors.Is(err, contract.ErrHypervisorUnavailable) {
 		t.Fatalf("Media: %v", err)
 	}
-	if _, err := libvirt.NewDrive(down).Holding(ctx, "/x.iso"); !errors.Is(err, app.ErrHypervisorUnavailable) {
+	if _, err := libvirt.NewDrive(down).Holding(ctx, "/x.iso"); !errors.Is(err, contract.ErrHypervisorUnavailable) {
 		t.Fatalf("Holding: %v", err)
 	}
-	if _, err := libvirt.NewLibrary(down, libvirt.LibraryConfig{Pool: "limen-isos", Dir: "/srv/isos"}); !errors.Is(err, app.ErrHypervisorUnavailable) {
+	if _, err := libvirt.NewLibrary(down, libvirt.LibraryConfig{Pool: "limen-isos", Dir: "/srv/isos"}); !errors.Is(err, contract.ErrHypervisorUnavailable) {
 		t.Fatalf("NewLibrary: %v", err)
 	}
 }
@@ -164,7 +163,7 @@ func TestHolding_FindsLiveAndPersistentMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disk := `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='` + b + `'/><target dev='sda' bus='sata'/><readonly/></disk>`
+	disk := cdromXML(b)
 	if err := l.DomainUpdateDeviceFlags(dom, disk, golibvirt.DomainDeviceModifyConfig); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +231,7 @@ func BenchmarkInsert_RawUpdateDeviceFlags(b *testing.B) {
 	}
 	disks := make([]string, len(isos))
 	for i, iso := range isos {
-		disks[i] = `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='` + iso + `'/><target dev='sda' bus='sata'/><readonly/></disk>`
+		disks[i] = cdromXML(iso)
 	}
 	i := 0
 	for b.Loop() {

@@ -11,6 +11,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
 	"limen/libs/testkit/libvirttest"
 	"limen/media-service/internal/adapters/libvirt"
@@ -86,15 +87,25 @@ func makeISO(t testing.TB, dir, name, label string) string {
 	return path
 }
 
-// guestXML is a LIMEN-like domain: q35, 64 MiB, software emulation, no OS, vm-service's empty SATA
-// CD-ROM when cdrom is set.
+// guestXML is a LIMEN-like domain: q35, 64 MiB, software emulation, no OS, vm-service's empty
+// CD-ROM drive when cdrom is set.
 func guestXML(id uuid.UUID, cdrom bool) string {
 	drive := ""
 	if cdrom {
-		drive = `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='sda' bus='sata'/><readonly/></disk>`
+		drive = cdromXML("")
 	}
-	return fmt.Sprintf(`<domain type='qemu'><name>limen-%s</name><uuid>%s</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu>
-<os><type arch='x86_64' machine='q35'>hvm</type></os><devices>%s</devices></domain>`, id, id, drive)
+	return fmt.Sprintf(`<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='q35'>hvm</type></os><devices>%s</devices></domain>`, contract.DomainName(id.String()), id, drive)
+}
+
+// cdromXML is vm-service's CD-ROM drive holding path ("": empty). Test paths need no XML escaping.
+func cdromXML(path string) string {
+	source := ""
+	if path != "" {
+		source = "<source file='" + path + "'/>"
+	}
+	return fmt.Sprintf(`<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>%s<target dev='%s' bus='%s'/><readonly/></disk>`,
+		source, contract.CDROMTarget, contract.CDROMBus)
 }
 
 // newGuest defines a guest, starts it when running is set, and destroys and undefines it at the end.

@@ -17,8 +17,8 @@ import (
 	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
 
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
-	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
 )
 
@@ -65,7 +65,7 @@ func NewLibrary(client libvirtconn.Client, cfg LibraryConfig) (*Library, error) 
 	if !filepath.IsAbs(cfg.Dir) {
 		return nil, fmt.Errorf("ISO library directory %q is not an absolute path", cfg.Dir)
 	}
-	lib := &Library{client: client.ReportingAs(app.ErrHypervisorUnavailable), pool: cfg.Pool, dir: filepath.Clean(cfg.Dir), uploading: map[string]bool{}}
+	lib := &Library{client: client.ReportingAs(contract.ErrHypervisorUnavailable), pool: cfg.Pool, dir: filepath.Clean(cfg.Dir), uploading: map[string]bool{}}
 	l, err := lib.client()
 	if err != nil {
 		return nil, err

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"limen/libs/failure"
+	"limen/libs/testkit/libvirttest"
 	"limen/media-service/internal/adapters/libvirt"
 	"limen/media-service/internal/domain"
-
-	"limen/libs/testkit/libvirttest"
 )
 
 // stockLibrary is a library holding two ISOs next to everything that must not be offered to a guest.
@@ -97,7 +97,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, missing := range []string{filepath.Join(dir, "missing.iso"), "missing.iso", "passwd.iso", "escape.iso", "notes.txt"} {
 		_, err := lib.Resolve(ctx, missing)
-		if domain.KindOf(err) != domain.KindNotFound || err.Error() != "ISO file not found: "+missing {
+		if failure.KindOf(err) != failure.NotFound || err.Error() != "ISO file not found: "+missing {
 			t.Errorf("Resolve(%q): %v; want ISO file not found", missing, err)
 		}
 	}
@@ -171,7 +171,7 @@ func TestUploadThenDelete(t *testing.T) {
 	if isos, err := lib.List(ctx); err != nil || len(isos) != 1 || isos[0] != iso {
 		t.Fatalf("List = %+v, %v; want %+v", isos, err, iso)
 	}
-	if _, err := lib.Upload(ctx, "up.iso", 3, bytes.NewReader([]byte("abc")), nil); domain.KindOf(err) != domain.KindConflict {
+	if _, err := lib.Upload(ctx, "up.iso", 3, bytes.NewReader([]byte("abc")), nil); failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("second upload of up.iso: %v", err)
 	}
 
@@ -181,7 +181,7 @@ func TestUploadThenDelete(t *testing.T) {
 	if _, err := os.Stat(iso.Path); !os.IsNotExist(err) {
 		t.Fatalf("file left after delete: %v", err)
 	}
-	if err := lib.Delete(ctx, "up.iso"); domain.KindOf(err) != domain.KindNotFound {
+	if err := lib.Delete(ctx, "up.iso"); failure.KindOf(err) != failure.NotFound {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestUploadThenDelete(t *testing.T) {
 func TestDelete_OnlyListedISOs(t *testing.T) {
 	lib, dir := stockLibrary(t)
 	for _, name := range []string{"passwd.iso", "notes.txt", "folder.iso", "missing.iso"} {
-		if err := lib.Delete(context.Background(), name); domain.KindOf(err) != domain.KindNotFound {
+		if err := lib.Delete(context.Background(), name); failure.KindOf(err) != failure.NotFound {
 			t.Errorf("Delete(%s): %v, want not found", name, err)
 		}
 	}
@@ -271,13 +271,13 @@ func TestUpload_InProgressIsNeitherListedNorResolvable(t *testing.T) {
 		t.Errorf("List during the upload = %+v, %v", isos, err)
 	}
 	path := filepath.Join(dir, "slow.iso")
-	if _, err := lib.Resolve(ctx, path); domain.KindOf(err) != domain.KindNotFound {
+	if _, err := lib.Resolve(ctx, path); failure.KindOf(err) != failure.NotFound {
 		t.Errorf("Resolve during the upload: %v", err)
 	}
-	if _, err := lib.Upload(ctx, "slow.iso", 1, bytes.NewReader([]byte{1}), nil); domain.KindOf(err) != domain.KindConflict {
+	if _, err := lib.Upload(ctx, "slow.iso", 1, bytes.NewReader([]byte{1}), nil); failure.KindOf(err) != failure.Conflict {
 		t.Errorf("second upload of the same name: %v", err)
 	}
-	if err := lib.Delete(ctx, "slow.iso"); domain.KindOf(err) != domain.KindNotFound {
+	if err := lib.Delete(ctx, "slow.iso"); failure.KindOf(err) != failure.NotFound {
 		t.Errorf("Delete during the upload: %v", err)
 	}
 	if _, err := w.Write(make([]byte, size/2)); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"limen/libs/failure"
 	"limen/libs/testkit/libvirttest"
 	"limen/media-service/internal/adapters/libvirt"
 	"limen/media-service/internal/domain"
@@ -70,10 +71,10 @@ func TestUpload_LandsUnderATemporaryNameUntilComplete(t *testing.T) {
 	if _, err := lib.Resolve(ctx, temp); !errors.Is(err, domain.ErrOutsideLibrary) {
 		t.Errorf("Resolve(%s): %v", temp, err)
 	}
-	if _, err := lib.Resolve(ctx, parts[0]); domain.KindOf(err) != domain.KindNotFound {
+	if _, err := lib.Resolve(ctx, parts[0]); failure.KindOf(err) != failure.NotFound {
 		t.Errorf("Resolve(%s): %v", parts[0], err)
 	}
-	if err := lib.Delete(ctx, parts[0]); domain.KindOf(err) != domain.KindNotFound {
+	if err := lib.Delete(ctx, parts[0]); failure.KindOf(err) != failure.NotFound {
 		t.Errorf("Delete(%s): %v", parts[0], err)
 	}
 	if isos, err := lib.List(ctx); err != nil || len(isos) != 0 {
@@ -142,7 +143,7 @@ func TestUpload_CutOff_NeverListed_LeftoverRemovedAtStartUp(t *testing.T) {
 	if isos, err := lib.List(ctx); err != nil || len(isos) != 0 {
 		t.Fatalf("List after the cut = %+v, %v", isos, err)
 	}
-	if _, err := lib.Resolve(ctx, "cut.iso"); domain.KindOf(err) != domain.KindNotFound {
+	if _, err := lib.Resolve(ctx, "cut.iso"); failure.KindOf(err) != failure.NotFound {
 		t.Fatalf("Resolve(cut.iso): %v", err)
 	}
 	leftovers := partFiles(t, dir)
@@ -212,7 +213,7 @@ func TestUpload_NameTakenMeanwhile_NotOverwritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if err := <-done; domain.KindOf(err) != domain.KindConflict {
+	if err := <-done; failure.KindOf(err) != failure.Conflict {
 		t.Fatalf("upload over a name taken meanwhile: %v", err)
 	}
 	if got, err := os.ReadFile(byHand); err != nil || !bytes.Equal(got, want) {

@@ -7,15 +7,18 @@ import (
 	"time"
 
 	"libvirt.org/go/libvirtxml"
+
+	"limen/libs/contract"
 )
 
-// cdromOf is the domain's first CD-ROM drive, the one LIMEN manages; nil when it has none.
+// cdromOf is the CD-ROM drive vm-service gives every VM (contract.CDROMTarget on contract.CDROMBus),
+// the one LIMEN manages; nil when the domain has none.
 func cdromOf(def *libvirtxml.Domain) *libvirtxml.DomainDisk {
 	if def.Devices == nil {
 		return nil
 	}
-	for i := range def.Devices.Disks {
-		if def.Devices.Disks[i].Device == "cdrom" {
+	for i, disk := range def.Devices.Disks {
+		if disk.Device == "cdrom" && disk.Target != nil && disk.Target.Dev == contract.CDROMTarget && disk.Target.Bus == contract.CDROMBus {
 			return &def.Devices.Disks[i]
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"limen/libs/contract"
+	"limen/libs/failure"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/libs/testkit/kafkatest"
@@ -162,6 +164,11 @@ func newVMs(n int) (vms, []domain.VM) {
 
 var admin = app.Caller{UserID: 9, Admin: true}
 
+// attach is the admin's attach of isoPath to the VM ref names.
+func attach(ref, isoPath string) app.ChangeMedia {
+	return app.ChangeMedia{Caller: admin, Ref: ref, Action: string(domain.ActionAttach), ISOPath: isoPath}
+}
+
 // While attaches hang in the hypervisor (a guest holding its tray shut), media-service holds no
 // transaction, no lock and no connection for them: with a pool of two connections and two attaches
 // stuck, another VM's attach is recorded and its event published by the outbox relay.
@@ -169,7 +176,7 @@ func TestAttach_StuckInTheHypervisor_HoldsNoTransactionNorLock(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool, dsn := open(t, 2)
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, postgres.Topic))
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, contract.TopicMediaEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +191,12 @@ func TestAttach_StuckInTheHypervisor_HoldsNoTransactionNorLock(t *testing.T) {
 	d := newDrive()
 	d.stuck[a.UUID], d.stuck[b.UUID] = true, true
 	history := postgres.NewHistory(pool, outbox.NewWriter("media-service"))
-	change := app.ChangeMedia{VMs: all, Library: newLibrary("a.iso", "b.iso", "c.iso"), Drive: d, Claims: history, History: history,
+	change := app.ChangeMediaHandler{VMs: all, Library: newLibrary("a.iso", "b.iso", "c.iso"), Drive: d, Claims: history, History: history,
 		Now: func() time.Time { return time.Now().UTC() }}
 	stuckDone := make(chan error, 2)
 	for _, vm := range []domain.VM{a, b} {
 		go func() {
-			_, _, err := change.Attach(ctx, admin, vm.UUID.String(), "a.iso")
+			_, err := change.Handle(ctx, attach(vm.UUID.String(), "a.iso"))
 			stuckDone <- err
 		}()
 	}
@@ -220,18 +227,18 @@ func TestAttach_StuckInTheHypervisor_HoldsNoTransactionNorLock(t *testing.T) {
 	// Another VM's attach goes through, and the relay publishes its event.
 	quick, quickCancel := context.WithTimeout(ctx, 10*time.Second)
 	defer quickCancel()
-	if _, _, err := change.Attach(quick, admin, c.UUID.String(), "c.iso"); err != nil {
+	if _, err := change.Handle(quick, attach(c.UUID.String(), "c.iso")); err != nil {
 		t.Fatalf("attach to another VM while two are stuck: %v", err)
 	}
-	kafkatest.Read(t, broker.ListenAddrs(), postgres.Topic, func(r *kgo.Record) (string, bool) {
+	kafkatest.Read(t, broker.ListenAddrs(), contract.TopicMediaEvents, func(r *kgo.Record) (string, bool) {
 		var e struct {
 			Subject string `json:"subject"`
 		}
 		return e.Subject, json.Unmarshal(r.Value, &e) == nil && e.Subject == c.UUID.String()
 	}, func(got []string) bool { return len(got) == 1 })
 	// So does the deletion of another ISO; the stuck attaches' ISO cannot be claimed for deletion.
-	other := app.DeleteISO{Library: newLibrary("b.iso"), Drive: d, Claims: history}
-	if err := other.Handle(quick, "b.iso"); err != nil {
+	other := app.DeleteISOHandler{Library: newLibrary("b.iso"), Drive: d, Claims: history}
+	if err := other.Handle(quick, app.DeleteISO{Name: "b.iso"}); err != nil {
 		t.Fatalf("delete of another ISO while attaches are stuck: %v", err)
 	}
 	short, shortCancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -337,12 +344,12 @@ func TestAttachesRacingADeletion_NoVMHoldsADeletedISO(t *testing.T) {
 		var wg sync.WaitGroup
 		for i, vm := range list {
 			h := replicas[i%2]
-			change := app.ChangeMedia{VMs: all, Library: lib, Drive: d, Claims: h, History: h, Now: func() time.Time { return time.Now().UTC() }}
+			change := app.ChangeMediaHandler{VMs: all, Library: lib, Drive: d, Claims: h, History: h, Now: func() time.Time { return time.Now().UTC() }}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				if _, _, err := change.Attach(ctx, admin, vm.UUID.String(), "race.iso"); err != nil && domain.KindOf(err) != domain.KindNotFound {
+				if _, err := change.Handle(ctx, attach(vm.UUID.String(), "race.iso")); err != nil && failure.KindOf(err) != failure.NotFound {
 					t.Errorf("attach: %v", err)
 				}
 			}()
@@ -352,7 +359,7 @@ func TestAttachesRacingADeletion_NoVMHoldsADeletedISO(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			deleteErr = (app.DeleteISO{Library: lib, Drive: d, Claims: replicas[round%2]}).Handle(ctx, "race.iso")
+			deleteErr = (app.DeleteISOHandler{Library: lib, Drive: d, Claims: replicas[round%2]}).Handle(ctx, app.DeleteISO{Name: "race.iso"})
 		}()
 		close(start)
 		wg.Wait()
@@ -361,7 +368,7 @@ func TestAttachesRacingADeletion_NoVMHoldsADeletedISO(t *testing.T) {
 		switch {
 		case deleteErr == nil && len(holders) > 0:
 			t.Fatalf("round %d: the ISO was deleted, yet %d VMs hold it", round, len(holders))
-		case deleteErr != nil && (domain.KindOf(deleteErr) != domain.KindConflict || resolveErr != nil):
+		case deleteErr != nil && (failure.KindOf(deleteErr) != failure.Conflict || resolveErr != nil):
 			t.Fatalf("round %d: delete %v, ISO %v", round, deleteErr, resolveErr)
 		}
 		t.Logf("round %d: delete %v, %d VMs hold the ISO", round, deleteErr, len(holders))

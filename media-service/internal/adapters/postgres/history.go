@@ -10,16 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/libs/contract"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/media-service/internal/app"
 	"limen/media-service/internal/domain"
-)
-
-// Topic and event type of media changes (ARCHITECTURE "Events").
-const (
-	Topic       = "limen.media.events"
-	TypeChanged = "limen.media.changed"
 )
 
 // History implements app.History and app.Claims (claims.go).
@@ -34,13 +29,6 @@ type History struct {
 
 func NewHistory(pool *pgxpool.Pool, events *outbox.Writer) *History {
 	return &History{pool: pool, events: events, turns: map[uuid.UUID]*turn{}, held: map[uuid.UUID]*heldClaim{}}
-}
-
-// mediaEvent is the event's data: what the WebSocket pushes as media_update.
-type mediaEvent struct {
-	VMUUID    string `json:"vm_uuid"`
-	MediaPath string `json:"media_path"`
-	Attached  bool   `json:"attached"`
 }
 
 // Record stores the change and its event and ends the claim in one short transaction. It holds the
@@ -63,13 +51,13 @@ func (h *History) Record(ctx context.Context, claim app.Claim, c domain.Change) 
 			c.VMUUID, c.OwnerID, c.ActorID, string(c.Action), c.ISOPath, c.At).Scan(&id); err != nil {
 			return err
 		}
-		data := mediaEvent{VMUUID: c.VMUUID.String()}
+		data := contract.MediaChange{VMUUID: c.VMUUID.String()}
 		if c.Action == domain.ActionAttach {
 			data.MediaPath, data.Attached = c.ISOPath, true
 		}
 		// The history id grows with every change, so it orders one VM's media events.
-		if err := h.events.Add(ctx, tx, outbox.Event{Topic: Topic, Type: TypeChanged, Subject: c.VMUUID.String(),
-			OwnerID: c.OwnerID, Sequence: id, Data: data}); err != nil {
+		if err := h.events.Add(ctx, tx, outbox.Event{Topic: contract.TopicMediaEvents, Type: contract.TypeMediaChanged,
+			Subject: c.VMUUID.String(), OwnerID: c.OwnerID, Sequence: id, Data: data}); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM media_claims WHERE token = $1`, claim.Token)

@@ -7,17 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
+	"limen/libs/contract"
 	"limen/media-service/internal/domain"
 )
 
-// Client implements app.VMs over GET {base}/internal/vms/{ref}.
+// Client implements app.VMs over vm-service's contract.InternalVMRoute.
 type Client struct {
 	base  string
 	token string
@@ -29,18 +29,12 @@ func New(base, token string) *Client {
 	return &Client{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
-type vmResponse struct {
-	UUID    uuid.UUID `json:"uuid"`
-	OwnerID int64     `json:"owner_id"`
-	Status  string    `json:"status"`
-}
-
 type errorResponse struct {
 	Message string `json:"message"`
 }
 
 func (c *Client) Lookup(ctx context.Context, ref string) (domain.VM, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/internal/vms/"+url.PathEscape(ref), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+contract.InternalVMPath(ref), nil)
 	if err != nil {
 		return domain.VM{}, err
 	}
@@ -57,11 +51,15 @@ func (c *Client) Lookup(ctx context.Context, ref string) (domain.VM, error) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		var vm vmResponse
+		var vm contract.InternalVM
 		if err := json.Unmarshal(body, &vm); err != nil {
 			return domain.VM{}, fmt.Errorf("vm-service answer: %w", err)
 		}
-		return domain.VM{UUID: vm.UUID, OwnerID: vm.OwnerID, Status: vm.Status}, nil
+		id, err := uuid.Parse(vm.UUID)
+		if err != nil {
+			return domain.VM{}, fmt.Errorf("vm-service answer: uuid: %w", err)
+		}
+		return domain.VM{UUID: id, OwnerID: vm.OwnerID, Status: vm.Status}, nil
 	case http.StatusNotFound:
 		return domain.VM{}, domain.ErrVMNotFound
 	case http.StatusBadRequest:

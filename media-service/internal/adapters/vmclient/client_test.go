@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"limen/libs/failure"
 	"limen/media-service/internal/adapters/vmclient"
 	"limen/media-service/internal/domain"
 )
@@ -39,10 +40,10 @@ func TestLookup_AnswersOfVMService(t *testing.T) {
 	if _, err := c.Lookup(ctx, "42"); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
-	if _, err := c.Lookup(ctx, "bad"); domain.KindOf(err) != domain.KindInvalid || err.Error() != "Invalid VM reference: bad" {
+	if _, err := c.Lookup(ctx, "bad"); failure.KindOf(err) != failure.Invalid || err.Error() != "Invalid VM reference: bad" {
 		t.Fatalf("malformed: %v", err)
 	}
-	if _, err := vmclient.New(srv.URL, "wrong").Lookup(ctx, "42"); err == nil || domain.KindOf(err) != 0 {
+	if _, err := vmclient.New(srv.URL, "wrong").Lookup(ctx, "42"); err == nil || failure.KindOf(err) != failure.Unknown {
 		t.Fatalf("a misconfigured token must be a server error, got %v", err)
 	}
 	srv.Close()

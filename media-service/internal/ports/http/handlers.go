@@ -1,5 +1,5 @@
-// Package http is media-service's Fiber port: the media guide's routes, and the admin's ISO upload and
-// delete beyond it.
+// Package http is media-service's Fiber port: reading and changing a VM's CD-ROM drive, listing the
+// ISO library, and the admin's ISO upload and delete (docs/openapi.yaml).
 package http
 
 import (
@@ -11,26 +11,16 @@ import (
 	"limen/libs/authn"
 	"limen/libs/web"
 	"limen/media-service/internal/app"
-	"limen/media-service/internal/domain"
 )
 
-// UseCases are what the handlers call.
-type UseCases struct {
-	ListISOs  app.ListISOs
-	GetMedia  app.GetMedia
-	Change    app.ChangeMedia
-	UploadISO app.UploadISO
-	DeleteISO app.DeleteISO
-}
-
 type handlers struct {
-	uc UseCases
+	app app.Application
 }
 
-// Mount adds media-service's routes to app.
-func Mount(app *fiber.App, uc UseCases, verifier *authn.Verifier) {
-	h := handlers{uc: uc}
-	api := app.Group("/api/vms", authn.RequireToken(verifier))
+// Mount adds media-service's routes to fiberApp.
+func Mount(fiberApp *fiber.App, application app.Application, verifier *authn.Verifier) {
+	h := handlers{app: application}
+	api := fiberApp.Group("/api/vms", authn.RequireToken(verifier))
 	api.Get("/isos", h.listISOs)
 	api.Post("/isos", authn.RequireAdmin(), h.uploadISO)
 	api.Delete("/isos/:name", authn.RequireAdmin(), h.deleteISO)
@@ -44,9 +34,9 @@ func callerOf(c *fiber.Ctx) app.Caller {
 }
 
 func (h handlers) listISOs(c *fiber.Ctx) error {
-	isos, err := h.uc.ListISOs.Handle(c.UserContext())
+	isos, err := h.app.Queries.ListISOs.Handle(c.UserContext(), app.ListISOs{})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	out := isoListResponse{ISOs: make([]isoResponse, 0, len(isos)), Count: len(isos)}
 	for _, iso := range isos {
@@ -56,9 +46,9 @@ func (h handlers) listISOs(c *fiber.Ctx) error {
 }
 
 func (h handlers) getMedia(c *fiber.Ctx) error {
-	m, err := h.uc.GetMedia.Handle(c.UserContext(), callerOf(c), c.Params("ref"))
+	m, err := h.app.Queries.GetMedia.Handle(c.UserContext(), app.GetMedia{Caller: callerOf(c), Ref: c.Params("ref")})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.JSON(mediaResponse{VMUUID: m.VMUUID.String(), MediaPath: m.Path, Attached: m.Attached})
 }
@@ -68,39 +58,32 @@ func (h handlers) changeMedia(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	action, err := domain.ParseAction(*in.Action)
+	m, err := h.app.Commands.ChangeMedia.Handle(c.UserContext(),
+		app.ChangeMedia{Caller: callerOf(c), Ref: c.Params("ref"), Action: *in.Action, ISOPath: in.ISOPath})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
-	ctx, caller, ref := c.UserContext(), callerOf(c), c.Params("ref")
-	if action == domain.ActionDetach {
-		vm, err := h.uc.Change.Detach(ctx, caller, ref)
-		if err != nil {
-			return toHTTP(err)
-		}
-		return c.JSON(detachResponse{Message: "Media detached successfully", VMUUID: vm.UUID.String()})
+	if !m.Attached {
+		return c.JSON(detachResponse{Message: "Media detached successfully", VMUUID: m.VMUUID.String()})
 	}
-	vm, path, err := h.uc.Change.Attach(ctx, caller, ref, in.ISOPath)
-	if err != nil {
-		return toHTTP(err)
-	}
-	return c.JSON(attachResponse{Message: "Media attached successfully", VMUUID: vm.UUID.String(), ISOPath: path})
+	return c.JSON(attachResponse{Message: "Media attached successfully", VMUUID: m.VMUUID.String(), ISOPath: m.Path})
 }
 
 func (h handlers) uploadISO(c *fiber.Ctx) error {
-	body, size, err := web.UploadBody(c, h.uc.UploadISO.MaxBytes)
+	body, size, err := web.UploadBody(c, h.app.Commands.UploadISO.MaxBytes)
 	if err != nil {
 		return err
 	}
 	announced, err := announcedSHA256(c)
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
-	iso, sum, err := h.uc.UploadISO.Handle(c.UserContext(), c.Query("name"), size, body, announced)
+	up, err := h.app.Commands.UploadISO.Handle(c.UserContext(),
+		app.UploadISO{Name: c.Query("name"), Size: size, Body: body, AnnouncedSHA256: announced})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
-	return c.Status(http.StatusCreated).JSON(uploadResponse{Message: "ISO uploaded successfully", ISO: toISOResponse(iso), SHA256: sum})
+	return c.Status(http.StatusCreated).JSON(uploadResponse{Message: "ISO uploaded successfully", ISO: toISOResponse(up.ISO), SHA256: up.SHA256})
 }
 
 func (h handlers) deleteISO(c *fiber.Ctx) error {
@@ -111,8 +94,8 @@ func (h handlers) deleteISO(c *fiber.Ctx) error {
 	if decoded, err := url.PathUnescape(name); err == nil {
 		name = decoded
 	}
-	if err := h.uc.DeleteISO.Handle(c.UserContext(), name); err != nil {
-		return toHTTP(err)
+	if err := h.app.Commands.DeleteISO.Handle(c.UserContext(), app.DeleteISO{Name: name}); err != nil {
+		return err
 	}
 	return c.JSON(deleteISOResponse{Message: "ISO deleted successfully", Name: name})
 }

@@ -6,7 +6,7 @@ import (
 	"limen/media-service/internal/domain"
 )
 
-// Request and response bodies of the media guide, kept apart from domain types.
+// Request and response bodies (docs/openapi.yaml), kept apart from domain types.
 
 type mediaRequest struct {
 	Action  *string `json:"action" validate:"required"`

@@ -1,5 +1,5 @@
-// Package defaultquota gives every user the limits from configuration (CONTRACT "Quota" defaults),
-// standing in for per-user limits until quota-service keeps them.
+// Package defaultquota gives every user the limits from configuration (LIMEN_QUOTA_MAX_VMS, _CPU and
+// _MEMORY), standing in for per-user limits until quota-service keeps them.
 package defaultquota
 
 import (

@@ -3,10 +3,10 @@ package libvirt
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
 )
 
@@ -18,7 +18,7 @@ func Watch(ctx context.Context, events <-chan libvirtconn.LifecycleEvent, observ
 		case <-ctx.Done():
 			return
 		case e := <-events:
-			if !strings.HasPrefix(e.Name, namePrefix) {
+			if _, ours := contract.VMUUIDOfDomain(e.Name); !ours {
 				continue
 			}
 			id := uuid.UUID(e.UUID)

@@ -2,11 +2,12 @@ package libvirt
 
 import (
 	"context"
-	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
+
+	"limen/libs/contract"
 )
 
 // Harden brings the definitions of this installation's VMs made by earlier versions up to today's:
@@ -26,7 +27,7 @@ func (h *Hypervisor) Harden(ctx context.Context) ([]uuid.UUID, error) {
 	var changed []uuid.UUID
 	for _, dom := range doms {
 		id := uuid.UUID(dom.UUID)
-		if !strings.HasPrefix(dom.Name, namePrefix) {
+		if _, ours := contract.VMUUIDOfDomain(dom.Name); !ours {
 			continue
 		}
 		if _, owned, err := h.OwnedSince(ctx, id); err != nil || !owned {

@@ -7,13 +7,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
 
+	"limen/libs/contract"
 	"limen/libs/libvirtconn"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
@@ -32,9 +32,6 @@ type Config struct {
 	Installation string
 }
 
-// namePrefix marks the domains LIMEN owns on a shared host.
-const namePrefix = "limen-"
-
 // Hypervisor implements app.Hypervisor.
 type Hypervisor struct {
 	client libvirtconn.Client
@@ -43,7 +40,7 @@ type Hypervisor struct {
 
 // New checks that the storage pool exists and is running, creating it when missing.
 func New(client libvirtconn.Client, cfg Config) (*Hypervisor, error) {
-	h := &Hypervisor{client: client.ReportingAs(app.ErrHypervisorUnavailable), cfg: cfg}
+	h := &Hypervisor{client: client.ReportingAs(contract.ErrHypervisorUnavailable), cfg: cfg}
 	return h, h.ensurePool()
 }
 
@@ -65,7 +62,6 @@ func socketDisplay() *libvirtxml.DomainGraphicVNC {
 	return &libvirtxml.DomainGraphicVNC{Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}
 }
 
-func domainName(id uuid.UUID) string { return namePrefix + id.String() }
 func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 
 // domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on a unix socket.
@@ -75,7 +71,7 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 		return "", err
 	}
 	d := libvirtxml.Domain{
-		Type: h.cfg.DomainType, Name: domainName(spec.UUID), UUID: spec.UUID.String(), Title: spec.Name,
+		Type: h.cfg.DomainType, Name: contract.DomainName(spec.UUID.String()), UUID: spec.UUID.String(), Title: spec.Name,
 		Metadata: &libvirtxml.DomainMetadata{XML: string(instance)},
 		Memory:   &libvirtxml.DomainMemory{Unit: "MiB", Value: uint(spec.MemoryMiB)},
 		VCPU:     &libvirtxml.DomainVCPU{Value: uint(spec.CPU)},
@@ -92,7 +88,7 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 				// Empty, so media can be changed while the VM runs (media-service).
 				{Device: "cdrom", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
 					Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{}},
-					Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
+					Target:   &libvirtxml.DomainDiskTarget{Dev: contract.CDROMTarget, Bus: contract.CDROMBus},
 					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
 			// On a unix socket in the domain's private directory that libvirt names, never on TCP: a
@@ -153,7 +149,7 @@ func (h *Hypervisor) lookup(id uuid.UUID) (*golibvirt.Libvirt, golibvirt.Domain,
 	}
 	dom, err := l.DomainLookupByUUID(golibvirt.UUID(id))
 	if golibvirt.IsNotFound(err) {
-		return nil, golibvirt.Domain{}, app.ErrMachineNotFound
+		return nil, golibvirt.Domain{}, contract.ErrMachineNotFound
 	}
 	return l, dom, err
 }
@@ -251,7 +247,7 @@ func (h *Hypervisor) Resize(_ context.Context, id uuid.UUID, cpu, memoryMiB int)
 func (h *Hypervisor) Delete(_ context.Context, id uuid.UUID) error {
 	l, dom, err := h.lookup(id)
 	switch {
-	case errors.Is(err, app.ErrMachineNotFound):
+	case errors.Is(err, contract.ErrMachineNotFound):
 	case err != nil:
 		return err
 	default:
@@ -289,7 +285,7 @@ func (h *Hypervisor) State(_ context.Context, id uuid.UUID) (domain.Status, erro
 	}
 	state, _, err := l.DomainGetState(dom, 0)
 	if golibvirt.IsNotFound(err) {
-		return "", app.ErrMachineNotFound
+		return "", contract.ErrMachineNotFound
 	}
 	if err != nil {
 		return "", err
@@ -339,7 +335,7 @@ func (h *Hypervisor) States(_ context.Context) (map[uuid.UUID]domain.Status, err
 	}
 	states := make(map[uuid.UUID]domain.Status, len(records))
 	for _, r := range records {
-		if !strings.HasPrefix(r.Dom.Name, namePrefix) {
+		if _, ours := contract.VMUUIDOfDomain(r.Dom.Name); !ours {
 			continue
 		}
 		for _, p := range r.Params {

@@ -13,6 +13,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/libs/testkit/libvirttest"
 	"limen/vm-service/internal/adapters/libvirt"
 	"limen/vm-service/internal/app"
@@ -143,7 +144,7 @@ func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
 
 func TestActions_UnknownMachine(t *testing.T) {
 	h := newHypervisor(t, libvirttest.Connect(t), "qemu")
-	if err := h.Start(context.Background(), uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
+	if err := h.Start(context.Background(), uuid.New()); !errors.Is(err, contract.ErrMachineNotFound) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -187,7 +188,7 @@ func TestOwnedSince_OnlyThisInstallationsDomains(t *testing.T) {
 	}
 	// A domain defined by hand carries no LIMEN metadata at all.
 	hand := uuid.New()
-	dom, err := l.DomainDefineXML(fmt.Sprintf(`<domain type="qemu"><name>limen-%s</name><uuid>%s</uuid><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64" machine="q35">hvm</type></os></domain>`, hand, hand))
+	dom, err := l.DomainDefineXML(fmt.Sprintf(`<domain type="qemu"><name>%s</name><uuid>%s</uuid><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64" machine="q35">hvm</type></os></domain>`, contract.DomainName(hand.String()), hand))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestOwnedSince_OnlyThisInstallationsDomains(t *testing.T) {
 	if _, owned, err := ours.OwnedSince(ctx, hand); err != nil || owned {
 		t.Fatalf("a hand-made domain: %v %v", owned, err)
 	}
-	if _, _, err := ours.OwnedSince(ctx, uuid.New()); !errors.Is(err, app.ErrMachineNotFound) {
+	if _, _, err := ours.OwnedSince(ctx, uuid.New()); !errors.Is(err, contract.ErrMachineNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/libs/failure"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/libs/testkit/pgtest"
@@ -163,7 +164,7 @@ func TestTaskClaims_LiveWithTheirProcess(t *testing.T) {
 		t.Fatalf("a live process's claim: %+v", got)
 	}
 	_, err = repo.Update(ctx, vm.UUID, func(vm *domain.VM) error { return vm.BeginTask(domain.ActionStart, b.ID(), time.Now()) })
-	if domain.KindOf(err) != domain.KindConflict {
+	if failure.KindOf(err) != failure.Busy {
 		t.Fatalf("a second claim while the first process lives: %v", err)
 	}
 

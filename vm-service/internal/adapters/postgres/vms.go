@@ -13,17 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/libs/contract"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
-)
-
-// Topic and event types of VM changes (ARCHITECTURE "Events").
-const (
-	Topic       = "limen.vm.events"
-	TypeUpdated = "limen.vm.updated"
-	TypeDeleted = "limen.vm.deleted"
 )
 
 // VMs implements app.Repository. Every method bounds its database work with pgdb.Deadline (the
@@ -104,7 +98,7 @@ func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) e
 		if err != nil {
 			return err
 		}
-		return r.publish(ctx, tx, TypeUpdated, vm, vm.Version)
+		return r.publish(ctx, tx, contract.TypeVMUpdated, vm, vm.Version)
 	})
 }
 
@@ -186,7 +180,7 @@ func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) 
 		if vm.Version == before {
 			return nil
 		}
-		return r.publish(ctx, tx, TypeUpdated, vm, vm.Version)
+		return r.publish(ctx, tx, contract.TypeVMUpdated, vm, vm.Version)
 	})
 	if err != nil {
 		return nil, err
@@ -207,13 +201,19 @@ func (r *VMs) Remove(ctx context.Context, vm *domain.VM) error {
 			return err
 		}
 		// The deletion comes after every update of the VM, so it takes the next sequence number.
-		return r.publish(ctx, tx, TypeDeleted, vm, version+1)
+		return r.publish(ctx, tx, contract.TypeVMDeleted, vm, version+1)
 	})
 }
 
 func (r *VMs) publish(ctx context.Context, tx pgx.Tx, eventType string, vm *domain.VM, sequence int64) error {
-	return r.events.Add(ctx, tx, outbox.Event{
-		Topic: Topic, Type: eventType, Subject: vm.UUID.String(), OwnerID: vm.OwnerID, Sequence: sequence,
+	return r.events.Add(ctx, tx, vmEvent(eventType, vm, sequence))
+}
+
+// vmEvent is the event of a VM's change: the VM as the API shows it, which readers of other services
+// decode as contract.VMRef.
+func vmEvent(eventType string, vm *domain.VM, sequence int64) outbox.Event {
+	return outbox.Event{
+		Topic: contract.TopicVMEvents, Type: eventType, Subject: vm.UUID.String(), OwnerID: vm.OwnerID, Sequence: sequence,
 		Data: app.ViewOf(vm),
-	})
+	}
 }

@@ -10,22 +10,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/web"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
-
-// UseCases are what the handlers call.
-type UseCases struct {
-	List    app.ListVMs
-	Get     app.GetVM
-	Create  app.CreateVM
-	Power   *app.ChangePower
-	Resize  app.ResizeVM
-	Delete  app.DeleteVM
-	OSTypes app.ListOSTypes
-	Usage   app.OwnerUsage
-}
 
 // Config is what the port needs besides the use cases.
 type Config struct {
@@ -35,13 +24,13 @@ type Config struct {
 }
 
 type handlers struct {
-	uc UseCases
+	app app.Application
 }
 
-// Mount adds vm-service's routes to app.
-func Mount(app *fiber.App, uc UseCases, cfg Config) {
-	h := handlers{uc: uc}
-	api := app.Group("/api/vms", authn.RequireToken(cfg.Verifier))
+// Mount adds vm-service's routes to fiberApp.
+func Mount(fiberApp *fiber.App, application app.Application, cfg Config) {
+	h := handlers{app: application}
+	api := fiberApp.Group("/api/vms", authn.RequireToken(cfg.Verifier))
 	api.Get("/os-types", h.osTypes)
 	api.Get("/", h.list)
 	api.Post("/", h.create)
@@ -49,9 +38,10 @@ func Mount(app *fiber.App, uc UseCases, cfg Config) {
 	api.Post("/:ref/action", h.action)
 	api.Delete("/:ref", h.delete)
 
-	internal := app.Group("/internal", requireServiceToken(cfg.InternalToken))
-	internal.Get("/vms/:ref", h.internalGet)
-	internal.Get("/owners/:id/usage", h.internalUsage)
+	// The token guards the whole prefix, so even an unknown internal path tells a stranger nothing.
+	fiberApp.Use(contract.InternalPrefix, requireServiceToken(cfg.InternalToken))
+	fiberApp.Get(contract.InternalVMRoute, h.internalGet)
+	fiberApp.Get(contract.InternalOwnerUsageRoute, h.internalUsage)
 }
 
 func callerOf(c *fiber.Ctx) app.Caller {
@@ -59,13 +49,7 @@ func callerOf(c *fiber.Ctx) app.Caller {
 	return app.Caller{UserID: claims.UserID, Admin: claims.IsAdmin()}
 }
 
-func refOf(c *fiber.Ctx) (domain.Ref, error) {
-	ref, err := domain.ParseRef(c.Params("ref"))
-	if err != nil {
-		return domain.Ref{}, toHTTP(err)
-	}
-	return ref, nil
-}
+func refOf(c *fiber.Ctx) (domain.Ref, error) { return domain.ParseRef(c.Params("ref")) }
 
 func views(vms []*domain.VM) []app.VMView {
 	out := make([]app.VMView, 0, len(vms))
@@ -76,13 +60,17 @@ func views(vms []*domain.VM) []app.VMView {
 }
 
 func (h handlers) osTypes(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"os_types": h.uc.OSTypes.Handle()})
+	catalogue, err := h.app.Queries.ListOSTypes.Handle(c.UserContext(), app.ListOSTypes{})
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"os_types": catalogue})
 }
 
 func (h handlers) list(c *fiber.Ctx) error {
-	vms, err := h.uc.List.Handle(c.UserContext(), callerOf(c), c.QueryBool("all"))
+	vms, err := h.app.Queries.ListVMs.Handle(c.UserContext(), app.ListVMs{Caller: callerOf(c), All: c.QueryBool("all")})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.JSON(views(vms))
 }
@@ -92,11 +80,11 @@ func (h handlers) create(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	vm, err := h.uc.Create.Handle(c.UserContext(), callerOf(c), app.CreateVMRequest{
-		Name: *in.Name, CPU: *in.CPU, MemoryMiB: *in.Memory, OSType: *in.OSType, Start: in.Start,
+	vm, err := h.app.Commands.CreateVM.Handle(c.UserContext(), app.CreateVM{
+		Caller: callerOf(c), Name: *in.Name, CPU: *in.CPU, MemoryMiB: *in.Memory, OSType: *in.OSType, Start: in.Start,
 	})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.Status(http.StatusCreated).JSON(app.ViewOf(vm))
 }
@@ -106,9 +94,9 @@ func (h handlers) get(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	vm, err := h.uc.Get.Handle(c.UserContext(), callerOf(c), ref)
+	vm, err := h.app.Queries.GetVM.Handle(c.UserContext(), app.GetVM{Caller: callerOf(c), Ref: ref})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.JSON(app.ViewOf(vm))
 }
@@ -136,21 +124,21 @@ func (h handlers) action(c *fiber.Ctx) error {
 	}
 	action, err := domain.ParseAction(*in.Action)
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	ctx, caller := c.UserContext(), callerOf(c)
 	var vm *domain.VM
 	switch action {
 	case domain.ActionDelete:
-		vm, err = h.uc.Delete.Handle(ctx, caller, ref)
+		vm, err = h.app.Commands.DeleteVM.Handle(ctx, app.DeleteVM{Caller: caller, Ref: ref})
 	case domain.ActionUpdate:
 		// One of cpu and memory may be left out: the other is kept (refused when both are missing).
-		vm, err = h.uc.Resize.Handle(ctx, caller, ref, app.ResizeRequest{CPU: in.CPU, MemoryMiB: in.Memory})
+		vm, err = h.app.Commands.ResizeVM.Handle(ctx, app.ResizeVM{Caller: caller, Ref: ref, CPU: in.CPU, MemoryMiB: in.Memory})
 	default:
-		vm, err = h.uc.Power.Handle(ctx, caller, ref, action)
+		vm, err = h.app.Commands.ChangePower.Handle(ctx, app.ChangePower{Caller: caller, Ref: ref, Action: action})
 	}
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.JSON(actionResponse{Message: actionMessages[action], VM: app.ViewOf(vm)})
 }
@@ -160,9 +148,9 @@ func (h handlers) delete(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	vm, err := h.uc.Delete.Handle(c.UserContext(), callerOf(c), ref)
+	vm, err := h.app.Commands.DeleteVM.Handle(c.UserContext(), app.DeleteVM{Caller: callerOf(c), Ref: ref})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
 	return c.JSON(deleteResponse{Message: "VM deleted", VMUUID: vm.UUID.String()})
 }
@@ -172,11 +160,11 @@ func (h handlers) internalGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	vm, err := h.uc.Get.Handle(c.UserContext(), app.Caller{Admin: true}, ref)
+	vm, err := h.app.Queries.GetVM.Handle(c.UserContext(), app.GetVM{Caller: app.Caller{Admin: true}, Ref: ref})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
-	return c.JSON(internalVMResponse{ID: vm.ID, UUID: vm.UUID.String(), Name: vm.Name, OwnerID: vm.OwnerID,
+	return c.JSON(contract.InternalVM{ID: vm.ID, UUID: vm.UUID.String(), Name: vm.Name, OwnerID: vm.OwnerID,
 		Status: string(vm.Status), Host: vm.Host, CPU: vm.CPU, Memory: vm.MemoryMiB})
 }
 
@@ -185,11 +173,11 @@ func (h handlers) internalUsage(c *fiber.Ctx) error {
 	if err != nil || owner <= 0 {
 		return web.NewError(http.StatusBadRequest, "Invalid user id: "+c.Params("id"))
 	}
-	usage, err := h.uc.Usage.Handle(c.UserContext(), owner)
+	usage, err := h.app.Queries.OwnerUsage.Handle(c.UserContext(), app.OwnerUsage{OwnerID: owner})
 	if err != nil {
-		return toHTTP(err)
+		return err
 	}
-	return c.JSON(ownerUsageResponse{VMs: usage.VMs, CPU: usage.CPU, Memory: usage.MemoryMiB})
+	return c.JSON(contract.OwnerUsage{VMs: usage.VMs, CPU: usage.CPU, Memory: usage.MemoryMiB})
 }
 
 // requireServiceToken admits peer services that present the shared internal token. With no token

@@ -27,22 +27,3 @@ type deleteResponse struct {
 	Message string `json:"message"`
 	VMUUID  string `json:"vm_uuid"`
 }
-
-// internalVMResponse is what peer services learn about a VM: enough to check ownership and placement.
-type internalVMResponse struct {
-	ID      int64  `json:"id"`
-	UUID    string `json:"uuid"`
-	Name    string `json:"name"`
-	OwnerID int64  `json:"owner_id"`
-	Status  string `json:"status"`
-	Host    string `json:"host"`
-	CPU     int    `json:"cpu"`
-	Memory  int    `json:"memory"`
-}
-
-// ownerUsageResponse is /internal/owners/{id}/usage: what one user's VMs take.
-type ownerUsageResponse struct {
-	VMs    int `json:"vms"`
-	CPU    int `json:"cpu"`
-	Memory int `json:"memory"`
-}

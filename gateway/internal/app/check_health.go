@@ -1,4 +1,3 @@
-// Package app holds the gateway's use cases and the ports they need.
 package app
 
 import (
@@ -42,9 +41,11 @@ const (
 	disconnected = "disconnected"
 )
 
-// Health aggregates the readiness of the deployed services and the broker. Results are reused for
-// CacheFor so that a flood of health checks does not fan out to every service.
-type Health struct {
+// CheckHealth asks for the aggregated health of the gateway's dependencies (GET /api/health).
+type CheckHealth struct{}
+
+// HealthSources are what CheckHealthHandler asks.
+type HealthSources struct {
 	Deployed []domain.Upstream
 	Services ServiceProbe
 	// Broker is nil when no brokers are configured.
@@ -52,39 +53,55 @@ type Health struct {
 	Timeout  time.Duration
 	CacheFor time.Duration
 	Now      func() time.Time
+}
 
+// CheckHealthHandler aggregates the readiness of the deployed services and the broker. Results are
+// reused for CacheFor so that a flood of health checks does not fan out to every service.
+type CheckHealthHandler struct {
+	sources HealthSources
+	cache   *healthCache
+}
+
+// healthCache is the last report, shared by every copy of the handler.
+type healthCache struct {
 	mu     sync.Mutex
-	cached *HealthReport
+	report *HealthReport
 }
 
-func (h *Health) Handle(ctx context.Context) HealthReport {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.Now()
-	if h.cached != nil && now.Sub(h.cached.Time) < h.CacheFor {
-		return *h.cached
+// NewCheckHealthHandler asks sources, with an empty cache.
+func NewCheckHealthHandler(sources HealthSources) CheckHealthHandler {
+	return CheckHealthHandler{sources: sources, cache: &healthCache{}}
+}
+
+// Handle never fails: a part that does not answer is reported down.
+func (h CheckHealthHandler) Handle(ctx context.Context, _ CheckHealth) (HealthReport, error) {
+	h.cache.mu.Lock()
+	defer h.cache.mu.Unlock()
+	now := h.sources.Now()
+	if cached := h.cache.report; cached != nil && now.Sub(cached.Time) < h.sources.CacheFor {
+		return *cached, nil
 	}
-	report := h.check(ctx, now)
-	h.cached = &report
-	return report
+	report := h.sources.check(ctx, now)
+	h.cache.report = &report
+	return report, nil
 }
 
-func (h *Health) check(ctx context.Context, now time.Time) HealthReport {
-	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+func (s HealthSources) check(ctx context.Context, now time.Time) HealthReport {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	results := make([]Readiness, len(h.Deployed))
+	results := make([]Readiness, len(s.Deployed))
 	var brokerErr error
 	var wg sync.WaitGroup
-	for i, u := range h.Deployed {
-		wg.Go(func() { results[i] = h.Services.Ready(ctx, u) })
+	for i, u := range s.Deployed {
+		wg.Go(func() { results[i] = s.Services.Ready(ctx, u) })
 	}
-	if h.Broker != nil {
-		wg.Go(func() { brokerErr = h.Broker.Ping(ctx) })
+	if s.Broker != nil {
+		wg.Go(func() { brokerErr = s.Broker.Ping(ctx) })
 	}
 	wg.Wait()
 
 	report := HealthReport{OK: true, Time: now, DB: connected, Services: map[domain.Upstream]string{}}
-	for i, u := range h.Deployed {
+	for i, u := range s.Deployed {
 		r := results[i]
 		report.Services[u] = "ok"
 		if !r.Reachable || !r.OK {
@@ -97,7 +114,7 @@ func (h *Health) check(ctx context.Context, now time.Time) HealthReport {
 			report.Libvirt = state
 		}
 	}
-	if h.Broker != nil {
+	if s.Broker != nil {
 		report.Kafka = connected
 		if brokerErr != nil {
 			report.Kafka, report.OK = disconnected, false

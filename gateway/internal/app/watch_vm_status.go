@@ -36,12 +36,19 @@ type StatusMessage struct {
 	Event domain.VMEvent
 }
 
-// VMStatusFeed is the live status use case: a client gets the VM list, then every later event it may
-// see, in order, never older than what it was already sent, and after each deletion the list again
-// (clients that know only updates and lists still drop the deleted VM). vm-service is asked once per
-// connection, for the first list; the later ones are built from that list and the events the client
-// was sent since (see vmView), so a deletion seen by many sockets costs vm-service nothing.
-type VMStatusFeed struct {
+// WatchVMStatus opens a live status feed for the viewer, whose access token lists their VMs.
+type WatchVMStatus struct {
+	Viewer domain.Viewer
+	Token  string
+}
+
+// WatchVMStatusHandler is the live status use case: a client gets the VM list, then every later
+// event it may see, in order, never older than what it was already sent, and after each deletion the
+// list again (clients that know only updates and lists still drop the deleted VM). vm-service is
+// asked once per connection, for the first list; the later ones are built from that list and the
+// events the client was sent since (see vmView), so a deletion seen by many sockets costs vm-service
+// nothing.
+type WatchVMStatusHandler struct {
 	Hub *VMStatusHub
 	// VMs is nil when vm-service is not deployed.
 	VMs VMLister
@@ -51,30 +58,35 @@ type VMStatusFeed struct {
 
 // StatusSession is one client's feed. Its methods are for the one goroutine serving that client.
 type StatusSession struct {
-	feed   *VMStatusFeed
+	hub    *VMStatusHub
 	viewer domain.Viewer
 	sub    *subscription
 	seqs   *domain.SeqFilter
+	// first is the viewer's list as vm-service answered it: the first message to send.
+	first StatusMessage
 	// view is the list as the client knows it, for the list that follows a deletion.
 	view *vmView
 }
 
-// Open subscribes the viewer and fetches their list, which is the first message to send. It subscribes
-// first, so an event that happens while the list is being fetched is queued rather than lost; such an
-// event may repeat what the list already shows, which is harmless.
-func (f *VMStatusFeed) Open(ctx context.Context, viewer domain.Viewer, token string) (*StatusSession, StatusMessage, error) {
-	if f.VMs == nil {
-		return nil, StatusMessage{}, ErrVMServiceAbsent
+// Handle subscribes the viewer and fetches their list, which is the session's first message. It
+// subscribes first, so an event that happens while the list is being fetched is queued rather than
+// lost; such an event may repeat what the list already shows, which is harmless.
+func (h WatchVMStatusHandler) Handle(ctx context.Context, q WatchVMStatus) (*StatusSession, error) {
+	if h.VMs == nil {
+		return nil, ErrVMServiceAbsent
 	}
-	s := &StatusSession{feed: f, viewer: viewer, sub: f.Hub.subscribe(viewer), seqs: domain.NewSeqFilter()}
-	vms, err := f.list(ctx, viewer, token)
+	s := &StatusSession{hub: h.Hub, viewer: q.Viewer, sub: h.Hub.subscribe(q.Viewer), seqs: domain.NewSeqFilter()}
+	vms, err := h.list(ctx, q)
 	if err != nil {
 		s.Close()
-		return nil, StatusMessage{}, err
+		return nil, err
 	}
-	s.view = newVMView(vms)
-	return s, StatusMessage{Kind: StatusVMList, VMs: vms}, nil
+	s.first, s.view = StatusMessage{Kind: StatusVMList, VMs: vms}, newVMView(vms)
+	return s, nil
 }
+
+// First is the viewer's list, the first message to send.
+func (s *StatusSession) First() StatusMessage { return s.first }
 
 // Events delivers the events the client may see, in publishing order.
 func (s *StatusSession) Events() <-chan domain.VMEvent { return s.sub.events }
@@ -103,14 +115,14 @@ func (s *StatusSession) Messages(e domain.VMEvent) []StatusMessage {
 }
 
 // Close leaves the hub.
-func (s *StatusSession) Close() { s.feed.Hub.unsubscribe(s.sub) }
+func (s *StatusSession) Close() { s.hub.unsubscribe(s.sub) }
 
-func (f *VMStatusFeed) list(ctx context.Context, viewer domain.Viewer, token string) (json.RawMessage, error) {
-	timeout := f.ListTimeout
+func (h WatchVMStatusHandler) list(ctx context.Context, q WatchVMStatus) (json.RawMessage, error) {
+	timeout := h.ListTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return f.VMs.ListVMs(ctx, token, viewer.Admin)
+	return h.VMs.ListVMs(ctx, q.Token, q.Viewer.Admin)
 }

@@ -1,0 +1,3 @@
+module limen/docs
+
+go 1.26.0
