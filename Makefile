@@ -5,9 +5,9 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 # Go modules of the workspace (go.work). Adding a module here is one word.
-MODULES := libs auth-service gateway vm-service media-service deployments docs
+MODULES := libs auth-service gateway vm-service media-service quota-service deployments docs
 # Modules with binaries under <module>/cmd/<name>.
-SERVICES := auth-service vm-service media-service gateway
+SERVICES := auth-service vm-service media-service quota-service gateway
 
 GO ?= go
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
@@ -33,6 +33,7 @@ FUZZ_TARGETS := \
 	./auth-service/internal/ports/http:FuzzAdminUsers \
 	./vm-service/internal/service:FuzzCreateVM \
 	./vm-service/internal/service:FuzzVMRef \
+	./vm-service/internal/service:FuzzBootOrder \
 	./media-service/internal/service:FuzzChangeMedia \
 	./media-service/internal/service:FuzzISOName
 # make fuzz: how long each target is fuzzed (a duration, or Nx for N inputs); FUZZ_FLAGS are test

@@ -45,6 +45,7 @@ var wantReach = map[string][]string{
 	"auth-service":   {"network backend (internal)"},
 	"vm-service":     {"network backend (internal)"},
 	"media-service":  {"network backend (internal)"},
+	"quota-service":  {"network backend (internal)"},
 	"otel-collector": {"network backend (internal)"},
 	"gateway":        {"every host interface :18443 -> 18443", "network backend (internal)", "network edge (routed)"},
 	"jaeger":         {"host loopback 127.0.0.1:16686 -> 16686", "network backend (internal)", "network telemetry (routed)"},

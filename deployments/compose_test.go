@@ -21,7 +21,7 @@ var (
 	otelEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"}
 	envTag  = regexp.MustCompile(`env:"([A-Z][A-Z0-9_]*)`)
 	// Each LIMEN service's port (LISTEN_ADDR inside its container).
-	servicePort = map[string]string{"auth-service": "18081", "vm-service": "18082", "media-service": "18083", "gateway": "18443"}
+	servicePort = map[string]string{"auth-service": "18081", "vm-service": "18082", "media-service": "18083", "quota-service": "18084", "gateway": "18443"}
 )
 
 func repoRoot(t *testing.T) string {

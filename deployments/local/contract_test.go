@@ -103,8 +103,15 @@ func checkAuthContract(t *testing.T, base, adminPassword string) {
 		t.Fatalf("me: %s", me.raw)
 	}
 	c.expect(c.call("GET", "/api/admin/users", token, nil), 403, "")
-	if list := c.expect(c.call("GET", "/api/admin/users", adminToken, nil), 200, ""); list.body["total"] != float64(2) {
-		t.Fatalf("users: %s", list.raw)
+	list := c.expect(c.call("GET", "/api/admin/users", adminToken, nil), 200, "")
+	var users []map[string]any
+	if err := json.Unmarshal([]byte(list.raw), &users); err != nil || len(users) != 2 || list.header.Get("X-Total-Count") != "2" {
+		t.Fatalf("users: %s %s (%v)", list.header.Get("X-Total-Count"), list.raw, err)
+	}
+	for _, u := range users {
+		if _, ok := u["vm_count"]; !ok {
+			t.Fatalf("user without vm_count: %s", list.raw)
+		}
 	}
 
 	// Tokens: no token, forged tokens and refresh tokens are all 401 with the contract body.
@@ -165,7 +172,7 @@ func checkVMContract(t *testing.T, base, adminPassword string) {
 	c.expect(c.call("POST", "/api/vms", token, map[string]any{"name": "stack vm", "cpu": 1, "memory": 64, "os_type": "ubuntu-server"}), 409, "VM name already exists")
 	c.expect(c.call("POST", "/api/vms/"+id+"/action", token, map[string]any{"action": "start"}), 409, "Cannot start VM: VM is Running")
 	stopped := c.expect(c.call("POST", "/api/vms/"+id+"/action", token, map[string]any{"action": "stop"}), 200, "VM stopped")
-	if vm, _ := stopped.body["vm"].(map[string]any); vm["status"] != "Stopped" {
+	if stopped.body["status"] != "Stopped" || stopped.body["uuid"] != uuid || stopped.body["task"] != nil {
 		t.Fatalf("stop: %s", stopped.raw)
 	}
 	c.expect(c.call("POST", "/api/vms/"+uuid+"/action", token, map[string]any{"action": "update", "cpu": 2, "memory": 128}), 200, "VM updated")

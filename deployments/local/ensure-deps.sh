@@ -4,7 +4,9 @@
 # Idempotent and fast when everything is present. On Debian/Ubuntu, as root, it installs what is
 # missing with apt (running `apt-get update` once, only when an install is needed):
 #   - PostgreSQL, when no initdb/pg_ctl is found in PATH or /usr/lib/postgresql/*/bin;
-#   - libvirt + QEMU (+ genisoimage), when libvirtd is missing.
+#   - libvirt + QEMU (+ genisoimage), when libvirtd is missing;
+#   - with CI=true (what CI runs make test with), Chromium, for the console page's test in a browser
+#     (gateway/internal/e2e); without it that test is skipped.
 # It then prepares libvirtd for hosts without systemd (directories, the libvirt-qemu user, and
 # /etc/libvirt/qemu.conf when it is absent or lacks the settings below). An existing qemu.conf is only
 # ever appended to (never rewritten), and only for keys it does not set, and only when systemd is not
@@ -40,6 +42,7 @@ have_libvirt() {
 packages=()
 have_postgres || packages+=(postgresql)
 have_libvirt || packages+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils genisoimage)
+if [[ "${CI:-}" == true ]] && ! have chromium; then packages+=(chromium); fi
 
 if ((${#packages[@]} > 0)); then
 	if ! command -v apt-get >/dev/null 2>&1; then

@@ -579,7 +579,7 @@ func pgrCheckIdle(t *testing.T, l *pgrLoad, adminToken string, bad map[string]bo
 	for {
 		busy := map[string]map[string]any{}
 		for uuid, vm := range pgrListAll(t, l, adminToken) {
-			if task, _ := vm["task"].(string); task != "" {
+			if vm["task"] != nil {
 				busy[uuid] = vm
 			}
 		}
@@ -589,7 +589,7 @@ func pgrCheckIdle(t *testing.T, l *pgrLoad, adminToken string, bad map[string]bo
 		if time.Now().After(deadline) {
 			for uuid, vm := range busy {
 				bad[uuid] = true
-				t.Errorf("VM %s (%v) still busy with %q (status %v) 10s after the load stopped: the end of that action was never recorded, so the VM refuses every action (409 busy) and the resync leaves its status alone",
+				t.Errorf("VM %s (%v) still busy with %v (status %v) 10s after the load stopped: the end of that action was never recorded, so the VM refuses every action (409 busy) and the resync leaves its status alone",
 					uuid, vm["name"], vm["task"], vm["status"])
 			}
 			return
@@ -678,7 +678,7 @@ func pgrCheckLibvirt(t *testing.T, l *pgrLoad, adminToken string, d *libvirttest
 				continue
 			}
 			if got := stateNames[libvirt.DomainState(state)]; got != vm["status"] {
-				problems = append(problems, problem{uuid, fmt.Sprintf("VM %s: the API says %v (task %q), libvirt %s (state %d)",
+				problems = append(problems, problem{uuid, fmt.Sprintf("VM %s: the API says %v (task %v), libvirt %s (state %d)",
 					uuid, vm["status"], vm["task"], got, state)})
 			}
 		}

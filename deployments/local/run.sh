@@ -26,6 +26,7 @@
 #                                    vm-service is left out when that does not answer)
 #   LIMEN_VM_ADDR        [127.0.0.1:18082]
 #   LIMEN_MEDIA_ADDR     [127.0.0.1:18083]
+#   LIMEN_QUOTA_ADDR     [127.0.0.1:18084]
 #   LIMEN_STORAGE_POOL_PATH [$LIMEN_DATA_DIR/vms]  where VM disks go
 #   LIMEN_AUTH_ADDR      [127.0.0.1:18081]
 #   LIMEN_GATEWAY_ADDR   [127.0.0.1:18443]
@@ -78,9 +79,10 @@ mkdir -p "$BIN" "$LOGS" "$LIMEN_ISO_DIR"
 SERVICES=()
 add_service() { SERVICES+=("$1|$2|$3"); }
 add_service auth-service "$LIMEN_AUTH_ADDR" ./auth-service/cmd/auth-service
+# Before vm-service, which asks it for every growth of a user's usage (QUOTA_SERVICE_URL).
+add_service quota-service "${LIMEN_QUOTA_ADDR:-127.0.0.1:18084}" ./quota-service/cmd/quota-service
 add_service vm-service "${LIMEN_VM_ADDR:-127.0.0.1:18082}" ./vm-service/cmd/vm-service
 add_service media-service "${LIMEN_MEDIA_ADDR:-127.0.0.1:18083}" ./media-service/cmd/media-service
-# add_service quota-service "${LIMEN_QUOTA_ADDR:-127.0.0.1:18084}" ./quota-service/cmd/quota-service
 add_service gateway "$LIMEN_GATEWAY_ADDR" ./gateway/cmd/gateway
 
 # Only auth-service sees the admin password and owns the signing keys.
@@ -111,10 +113,22 @@ env_vm_service() {
 	echo "LIMEN_DOMAIN_TYPE=$(domain_type)"
 	echo "LIMEN_STORAGE_POOL_PATH=${LIMEN_STORAGE_POOL_PATH:-$LIMEN_DATA_DIR/vms}"
 	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+	# media-service starts after vm-service, so its URL is not exported yet.
+	echo "MEDIA_SERVICE_URL=http://${LIMEN_MEDIA_ADDR:-127.0.0.1:18083}"
 }
 
 # media-service keeps the ISO library in a libvirt storage pool over LIMEN_ISO_DIR.
 env_media_service() {
+	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+}
+
+# quota-service takes reservations on its internal routes and asks auth-service whether a user exists.
+env_quota_service() {
+	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
+}
+
+# The gateway redeems console tickets with vm-service on its internal route.
+env_gateway() {
 	echo "LIMEN_INTERNAL_TOKEN=$LIMEN_INTERNAL_TOKEN"
 }
 

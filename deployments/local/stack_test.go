@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +92,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 		"LIMEN_MEDIA_ADDR="+mediaAddr,
 		"LIMEN_ISO_DIR="+isoDir,
 		"LIMEN_LOG_TEE=0",
+		"LIMEN_CORS_ORIGINS="+browserOrigin,
 		fmt.Sprintf("LIMEN_HEALTH_TIMEOUT=%d", int(healthTimeout.Seconds())),
 	)
 	out, exited := &sh.out, sh.exited
@@ -145,6 +147,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	checkMediaContract(t, "http://"+gwAddr, password)
 	checkLiveStatus(t, "http://"+gwAddr, password)
 	checkRevocation(t, "http://"+gwAddr, password)
+	checkBrowserSession(t, "http://"+gwAddr, password)
 	checkAuthContract(t, "http://"+gwAddr, password)
 
 	// 5. SIGTERM to the process group: everything stops, exit 0, within 30 s.
@@ -408,6 +411,10 @@ func startStack(t *testing.T, root, dataDir string, env ...string) *stack {
 	cmd := exec.Command("bash", filepath.Join(root, "deployments", "local", "run.sh"))
 	cmd.Dir = root
 	cmd.Env = append(cleanEnv(), env...)
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "LIMEN_QUOTA_ADDR=") }) {
+		// Never the default port: it would collide with a `make run` on this host.
+		cmd.Env = append(cmd.Env, "LIMEN_QUOTA_ADDR="+addr(freePorts(t, 1)[0]))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second // do not hang on a descendant that keeps our output pipe open
 	st := &stack{t: t, exited: make(chan error, 1)}

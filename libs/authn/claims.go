@@ -28,6 +28,10 @@ type Claims struct {
 	UserID   int64  `json:"user_id"`
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	// Approved is the account's approval when the token was signed; for clients that read the
+	// payload. Tokens go to approved accounts only, and a suspension raises Version, so a verifier
+	// need not check it.
+	Approved bool   `json:"approved"`
 	Type     string `json:"typ"`
 	// Version is the user's token version when the token was signed: auth-service raises it whenever
 	// the user's role or approval changes, which revokes every token signed before.

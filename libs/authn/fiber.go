@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -29,6 +30,19 @@ func RequireToken(v *Verifier) fiber.Handler {
 			return web.Unauthorized()
 		}
 		c.Locals(claimsKey{}, claims)
+		return c.Next()
+	}
+}
+
+// RequireServiceToken admits the peer services that present the shared internal token
+// (LIMEN_INTERNAL_TOKEN) as a bearer token, on the /internal routes the gateway never forwards. With
+// no token configured nobody is admitted.
+func RequireServiceToken(token string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		got := BearerToken(c.Get(fiber.HeaderAuthorization))
+		if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return web.Unauthorized()
+		}
 		return c.Next()
 	}
 }

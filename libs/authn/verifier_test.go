@@ -48,7 +48,7 @@ func (s signer) sign(t *testing.T, claims authn.Claims) string {
 func validClaims() authn.Claims {
 	now := time.Now()
 	return authn.Claims{
-		UserID: 7, Username: "ada", Role: authn.RoleUser, Type: authn.TokenTypeAccess,
+		UserID: 7, Username: "ada", Role: authn.RoleUser, Approved: true, Type: authn.TokenTypeAccess,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject: "7", Issuer: issuer, Audience: jwt.ClaimStrings{audience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "j1",
@@ -101,7 +101,7 @@ func TestVerify_ValidAccessToken_ReturnsClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims.UserID != 7 || claims.Username != "ada" || claims.Role != authn.RoleUser || claims.IsAdmin() {
+	if claims.UserID != 7 || claims.Username != "ada" || claims.Role != authn.RoleUser || claims.IsAdmin() || !claims.Approved {
 		t.Fatalf("unexpected claims %+v", claims)
 	}
 }

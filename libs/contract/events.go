@@ -3,7 +3,8 @@ package contract
 // Topics. Every event is a CloudEvents 1.0 structured-mode JSON message keyed by its subject, with the
 // integer extensions ownerid (the user whose resource changed) and sequence (growing per subject).
 const (
-	// TopicVMEvents carries TypeVMUpdated and TypeVMDeleted; the subject is the VM's uuid.
+	// TopicVMEvents carries TypeVMUpdated, TypeVMDeleted, TypeSnapshotUpdated and TypeSnapshotDeleted;
+	// the subject is the VM's uuid.
 	TopicVMEvents = "limen.vm.events"
 	// TopicMediaEvents carries TypeMediaChanged; the subject is the VM's uuid.
 	TopicMediaEvents = "limen.media.events"
@@ -22,6 +23,14 @@ const (
 	TypeVMUpdated = "limen.vm.updated"
 	// TypeVMDeleted: a VM is gone; the data is VMRef.
 	TypeVMDeleted = "limen.vm.deleted"
+	// TypeSnapshotUpdated: a snapshot of a VM was taken; the data is the snapshot as
+	// GET /api/vms/{uuid}/snapshots lists it (at least SnapshotRef). Its sequence numbers the VM's
+	// snapshot events apart from the VM's own (updates and deletion).
+	TypeSnapshotUpdated = "limen.vm.snapshot.updated"
+	// TypeSnapshotDeleted: a snapshot is gone (deleted, or found missing on the hypervisor); the data
+	// is the snapshot as last listed. A deleted VM's snapshots go with it, announced by TypeVMDeleted
+	// alone.
+	TypeSnapshotDeleted = "limen.vm.snapshot.deleted"
 	// TypeMediaChanged: a VM's CD-ROM drive changed; the data is MediaChange.
 	TypeMediaChanged = "limen.media.changed"
 	// TypeUserChanged: a user's role, approval or password changed, so their older tokens are void;
@@ -43,6 +52,12 @@ const (
 type VMRef struct {
 	ID   int64  `json:"id"`
 	UUID string `json:"uuid"`
+}
+
+// SnapshotRef is the part of a snapshot event's data every reader may rely on.
+type SnapshotRef struct {
+	ID     int64  `json:"id"`
+	VMUUID string `json:"vm_uuid"`
 }
 
 // MediaChange is the data of TypeMediaChanged: what the WebSocket pushes as media_update.

@@ -40,6 +40,10 @@ type AppConfig struct {
 	// SeparateInternal leaves /readyz and /metrics off this app (they answer 404 on it): NewInternalApp
 	// serves them, for a listener of their own that is not exposed. /healthz stays on both.
 	SeparateInternal bool
+	// Edge are handlers every request passes, right after its access log, before anything may answer
+	// it (the body limit, the health routes, the caller's routes): the gateway's CORS, which must
+	// reach every answer. One that needs the final answer renders an error itself (RenderError).
+	Edge []fiber.Handler
 }
 
 // NewApp builds a Fiber app with the contract's error handler, panic recovery, tracing, request ids,
@@ -79,6 +83,9 @@ func NewApp(cfg AppConfig) *fiber.App {
 		}
 	}
 	app.Use(RequestID(), AccessLog(cfg.Logger))
+	for _, h := range cfg.Edge {
+		app.Use(h)
+	}
 	if cfg.StreamRequestBody {
 		app.Use(bodyGuard(bodyLimit, cfg.Upload))
 	}

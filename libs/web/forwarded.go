@@ -95,22 +95,38 @@ func ClientIP(c *fiber.Ctx) string {
 // ClientIP does; a proxy that replaces the header rather than appending leaves a single value, which
 // is taken). A value that is not http/https or a plain host[:port] is ignored.
 func ClientOf(c *fiber.Ctx) Client {
+	ip, proto, host := AppendClient(c, nil)
+	return Client{IP: ip.String(), Proto: proto, Host: string(host)}
+}
+
+// AppendClient is ClientOf for a proxy's hot path: the client's address, its scheme, and its host
+// appended to dst (a copy: it stays valid when the request's headers change). It allocates nothing
+// for a peer that is no trusted proxy, nor when dst has room for the host.
+func AppendClient(c *fiber.Ctx, dst []byte) (ip netip.Addr, proto string, host []byte) {
 	ip, hops := walk(c)
-	out := Client{IP: ip.String(), Proto: "http", Host: string(c.Request().Host())}
+	proto = "http"
 	if c.Context().IsTLS() {
-		out.Proto = "https"
+		proto = "https"
 	}
 	if hops < 0 {
-		return out
+		return ip, proto, append(dst, c.Request().Host()...)
 	}
 	h := &c.Request().Header
-	if proto := strings.ToLower(pick(h.PeekAll(fiber.HeaderXForwardedProto), hops)); proto == "http" || proto == "https" {
-		out.Proto = proto
+	if p := strings.ToLower(pick(h.PeekAll(fiber.HeaderXForwardedProto), hops)); p == "http" || p == "https" {
+		proto = p
 	}
-	if host := pick(h.PeekAll(fiber.HeaderXForwardedHost), hops); plainHost(host) {
-		out.Host = host
+	if forwarded := pick(h.PeekAll(fiber.HeaderXForwardedHost), hops); plainHost(forwarded) {
+		return ip, proto, append(dst, forwarded...)
 	}
-	return out
+	return ip, proto, append(dst, c.Request().Host()...)
+}
+
+// AppendIP appends ip as ClientIP writes it.
+func AppendIP(dst []byte, ip netip.Addr) []byte {
+	if !ip.IsValid() {
+		return append(dst, ip.String()...)
+	}
+	return ip.AppendTo(dst)
 }
 
 // walk finds the client (see ClientIP). hops is how many trusted proxies stand between it and the

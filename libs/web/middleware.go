@@ -1,11 +1,14 @@
 package web
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"limen/libs/logging"
 )
@@ -14,18 +17,40 @@ import (
 const HeaderRequestID = "X-Request-ID"
 
 // RequestID keeps a well-formed inbound X-Request-ID or makes one, echoes it in the response and puts it
-// in the request's context for logs and outgoing calls.
+// in the request's context for logs and outgoing calls. The context may outlive the request (a live
+// socket logs with it), so the id there is a copy of Fiber's buffer, never the buffer itself.
 func RequestID() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := c.Get(HeaderRequestID)
-		if !wellFormedRequestID(id) {
-			id = uuid.NewString()
-			c.Request().Header.Set(HeaderRequestID, id)
+		var id string
+		if inbound := c.Request().Header.Peek(HeaderRequestID); wellFormedRequestID(utils.UnsafeString(inbound)) {
+			id = string(inbound)
+		} else {
+			var made [36]byte
+			newRequestID(&made)
+			id = string(made[:])
+			c.Request().Header.SetBytesV(HeaderRequestID, made[:])
 		}
-		c.Set(HeaderRequestID, id)
+		c.Response().Header.SetBytesV(HeaderRequestID, c.Request().Header.Peek(HeaderRequestID))
 		c.SetUserContext(logging.WithRequestID(c.UserContext(), id))
 		return c.Next()
 	}
+}
+
+// newRequestID writes a random (version 4) UUID, as uuid.NewString would, from the runtime's
+// per-thread ChaCha8 generator rather than crypto/rand: an id names a request, it guards nothing, and
+// this way it costs no allocation and no lock.
+func newRequestID(dst *[36]byte) {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
+	hex.Encode(dst[0:8], b[0:4])
+	hex.Encode(dst[9:13], b[4:6])
+	hex.Encode(dst[14:18], b[6:8])
+	hex.Encode(dst[19:23], b[8:10])
+	hex.Encode(dst[24:], b[10:])
+	dst[8], dst[13], dst[18], dst[23] = '-', '-', '-', '-'
 }
 
 // wellFormedRequestID refuses ids that could smuggle anything into logs or headers.
@@ -45,20 +70,30 @@ func wellFormedRequestID(id string) bool {
 func AccessLog(log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
-		err := c.Next()
-		if err != nil {
-			if handlerErr := c.App().ErrorHandler(c, err); handlerErr != nil {
-				_ = c.SendStatus(fiber.StatusInternalServerError)
-			}
+		if err := c.Next(); err != nil {
+			RenderError(c, err)
 		}
 		status := c.Response().StatusCode()
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
 		}
+		// Its attributes are put together only for a line that is written: a service logging at warn
+		// pays nothing for a request that went well.
+		if !log.Enabled(c.UserContext(), level) {
+			return nil
+		}
 		log.Log(c.UserContext(), level, "request",
 			"method", c.Method(), "path", c.Path(), "status", status,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "ip", ClientIP(c))
 		return nil
+	}
+}
+
+// RenderError answers err as the app's error handler does (500 if that fails), for a middleware that
+// needs the final answer of the handlers after it.
+func RenderError(c *fiber.Ctx, err error) {
+	if handlerErr := c.App().ErrorHandler(c, err); handlerErr != nil {
+		_ = c.SendStatus(fiber.StatusInternalServerError)
 	}
 }

@@ -25,4 +25,5 @@ type Queries struct {
 	CurrentAdmin CurrentAdminHandler
 	ListUsers    ListUsersHandler
 	GetUser      GetUserHandler
+	FindUser     FindUserHandler
 }

@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger, 
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel,
 		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "revocations": follower.Ready}, TrustedProxies: cfg.TrustedProxies})
 	porthttp.Mount(fiberApp, application, porthttp.Config{JWKS: keys.JWKS(), Verifier: verifier, RefreshTTL: cfg.RefreshTTL,
-		CookieSecure: cfg.CookieSecure, RequestTimeout: cfg.RequestTimeout, Now: now})
+		CookieSecure: cfg.CookieSecure, RequestTimeout: cfg.RequestTimeout, Now: now, InternalToken: cfg.InternalToken})
 	relay := outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log)
 	return &Service{app: fiberApp, relay: relay, follower: follower, prune: application.Commands.PruneExpired, log: log}, nil
 }
@@ -225,9 +225,13 @@ func newApplication(ctx context.Context, cfg Config, pool *pgxpool.Pool, keys *j
 	throttle := postgres.NewThrottle(pool)
 	events := outbox.NewWriter(Name)
 	users, tokens := postgres.NewUsers(pool, events), postgres.NewRefreshTokens(pool, events)
-	var ownedVMs app.OwnedVMs // no vm-service: nobody owns VMs
+	var vms interface { // no vm-service: nobody owns VMs
+		app.OwnedVMs
+		app.VMUsage
+		app.UserVMs
+	}
 	if cfg.VMServiceURL != "" {
-		ownedVMs = vmclient.New(cfg.VMServiceURL, cfg.InternalToken)
+		vms = vmclient.New(cfg.VMServiceURL, cfg.InternalToken)
 	}
 	login, err := app.NewLoginHandler(ctx, users, hasher, throttle,
 		app.LoginPolicy{MaxPerAccountAndIP: cfg.MaxFailures, MaxPerAccount: cfg.MaxFailuresPerAccount, MaxPerIP: cfg.MaxFailuresPerIP, Window: cfg.LoginLockout},
@@ -245,15 +249,16 @@ func newApplication(ctx context.Context, cfg Config, pool *pgxpool.Pool, keys *j
 			Logout:       app.LogoutHandler{Tokens: tokens, Now: now},
 			ApproveUser:  app.ApproveUserHandler{Users: users, Tokens: tokens, Now: now},
 			ChangeRole:   app.ChangeRoleHandler{Users: users, Now: now},
-			DeleteUser:   app.DeleteUserHandler{Users: users, VMs: ownedVMs},
+			DeleteUser:   app.DeleteUserHandler{Users: users, VMs: vms},
 			EnsureAdmin:  app.EnsureAdminHandler{Users: users, Hasher: hasher, Now: now},
 			PruneExpired: app.PruneExpiredHandler{Tokens: tokens, Counters: throttle, LongestWindow: max(cfg.LoginLockout, cfg.RegisterWindow), Now: now},
 		},
 		Queries: app.Queries{
 			CurrentUser:  currentUser,
 			CurrentAdmin: app.CurrentAdminHandler{CurrentUser: currentUser},
-			ListUsers:    app.ListUsersHandler{Users: users},
-			GetUser:      app.GetUserHandler{Users: users},
+			ListUsers:    app.ListUsersHandler{Users: users, VMs: vms},
+			GetUser:      app.GetUserHandler{Users: users, VMs: vms},
+			FindUser:     app.FindUserHandler{Users: users},
 		},
 	}, nil
 }

@@ -93,8 +93,8 @@ func (c *checker) retryList() map[string]map[string]any {
 
 func describeVM(vm map[string]any) string {
 	s := fmt.Sprintf("%v (%v, owner %v): %v", vm["uuid"], vm["name"], vm["owner_id"], vm["status"])
-	if t, _ := vm["task"].(string); t != "" {
-		s += ", task " + t
+	if t, _ := vm["task"].(map[string]any); t != nil {
+		s += fmt.Sprintf(", task %v", t["action"])
 	}
 	if r, _ := vm["status_reason"].(string); r != "" {
 		s += " (" + r + ")"
@@ -110,7 +110,7 @@ func (c *checker) checkIdle(within time.Duration) {
 	for {
 		busy := map[string]map[string]any{}
 		for uuid, vm := range c.retryList() {
-			if t, _ := vm["task"].(string); t != "" {
+			if vm["task"] != nil {
 				busy[uuid] = vm
 			}
 		}

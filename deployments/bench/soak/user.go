@@ -312,8 +312,8 @@ func (u *user) vmCall(stop context.Context, vm *vmModel, op, method, path string
 	defer u.mu.Unlock()
 	switch {
 	case res.ok:
-		if v, _ := res.r.obj["vm"].(map[string]any); v != nil {
-			vm.apply(v)
+		if res.r.obj["uuid"] == vm.uuid { // an action answers the VM itself
+			vm.apply(res.r.obj)
 		}
 	case res.busy:
 		vm.stuckUntil = time.Now().Add(2 * time.Minute)

@@ -34,12 +34,18 @@ type StatusMessage struct {
 	Kind  StatusMessageKind
 	VMs   json.RawMessage
 	Event domain.VMEvent
+	// Shared is set on a message of an event that every client sent it gets alike (all but lists):
+	// its encoding is made once for them all.
+	Shared *SharedMessage
 }
 
 // WatchVMStatus opens a live status feed for the viewer, whose access token lists their VMs.
 type WatchVMStatus struct {
 	Viewer domain.Viewer
 	Token  string
+	// Wake is called whenever the feed has something for Take (events, or its client being cut
+	// off), from the publisher's goroutine: it must not block. Nil: nobody is told.
+	Wake func()
 }
 
 // WatchVMStatusHandler is the live status use case: a client gets the VM list, then every later
@@ -56,7 +62,8 @@ type WatchVMStatusHandler struct {
 	ListTimeout time.Duration
 }
 
-// StatusSession is one client's feed. Its methods are for the one goroutine serving that client.
+// StatusSession is one client's feed. Its methods are for one goroutine at a time: the one writing
+// to that client.
 type StatusSession struct {
 	hub    *VMStatusHub
 	viewer domain.Viewer
@@ -75,7 +82,11 @@ func (h WatchVMStatusHandler) Handle(ctx context.Context, q WatchVMStatus) (*Sta
 	if h.VMs == nil {
 		return nil, ErrVMServiceAbsent
 	}
-	s := &StatusSession{hub: h.Hub, viewer: q.Viewer, sub: h.Hub.subscribe(q.Viewer), seqs: domain.NewSeqFilter()}
+	wake := q.Wake
+	if wake == nil {
+		wake = func() {}
+	}
+	s := &StatusSession{hub: h.Hub, viewer: q.Viewer, sub: h.Hub.subscribe(q.Viewer, wake), seqs: domain.NewSeqFilter()}
 	vms, err := h.list(ctx, q)
 	if err != nil {
 		s.Close()
@@ -85,33 +96,49 @@ func (h WatchVMStatusHandler) Handle(ctx context.Context, q WatchVMStatus) (*Sta
 	return s, nil
 }
 
-// First is the viewer's list, the first message to send.
-func (s *StatusSession) First() StatusMessage { return s.first }
+// First is the viewer's list, the first message to send. The session lets go of it then: later
+// lists are built from the view.
+func (s *StatusSession) First() StatusMessage {
+	first := s.first
+	s.first = StatusMessage{}
+	return first
+}
 
-// Events delivers the events the client may see, in publishing order.
-func (s *StatusSession) Events() <-chan domain.VMEvent { return s.sub.events }
-
-// Cut is closed when the client fell a whole queue behind and was dropped; it should be disconnected.
-func (s *StatusSession) Cut() <-chan struct{} { return s.sub.cut }
+// Take appends to dst the messages for the events that arrived since the last call, in publishing
+// order (see Messages), unless the client fell a whole queue behind and was dropped: then cut is
+// true, and the client should be disconnected.
+func (s *StatusSession) Take(dst []StatusMessage) (msgs []StatusMessage, cut bool) {
+	q, cut := s.sub.take()
+	if !cut {
+		for _, p := range q {
+			dst = s.messages(dst, p.event, &p.message)
+		}
+	}
+	s.sub.release(q)
+	return dst, cut
+}
 
 // Messages turns an event into what the client is sent: nothing for a stale one, and for a deletion
 // the deletion followed by the list without that VM, built from what the client was told (no
 // vm-service call).
-func (s *StatusSession) Messages(e domain.VMEvent) []StatusMessage {
+func (s *StatusSession) Messages(e domain.VMEvent) []StatusMessage { return s.messages(nil, e, nil) }
+
+// messages appends e's messages to dst; shared is the one e's message shares with every client.
+func (s *StatusSession) messages(dst []StatusMessage, e domain.VMEvent, shared *SharedMessage) []StatusMessage {
 	if !s.viewer.MaySee(e) || !s.seqs.Admit(e) {
-		return nil
+		return dst
 	}
 	switch e.Kind {
 	case domain.VMUpdated:
 		s.view.apply(e)
-		return []StatusMessage{{Kind: StatusVMUpdate, Event: e}}
+		return append(dst, StatusMessage{Kind: StatusVMUpdate, Event: e, Shared: shared})
 	case domain.MediaChanged:
-		return []StatusMessage{{Kind: StatusMediaUpdate, Event: e}}
+		return append(dst, StatusMessage{Kind: StatusMediaUpdate, Event: e, Shared: shared})
 	case domain.VMDeleted:
 		s.view.apply(e)
-		return []StatusMessage{{Kind: StatusVMDelete, Event: e}, {Kind: StatusVMList, VMs: s.view.list()}}
+		return append(dst, StatusMessage{Kind: StatusVMDelete, Event: e, Shared: shared}, StatusMessage{Kind: StatusVMList, VMs: s.view.list()})
 	}
-	return nil
+	return dst
 }
 
 // Close leaves the hub.
@@ -124,5 +151,5 @@ func (h WatchVMStatusHandler) list(ctx context.Context, q WatchVMStatus) (json.R
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return h.VMs.ListVMs(ctx, q.Token, q.Viewer.Admin)
+	return h.VMs.ListVMs(ctx, q.Token, q.Viewer.All)
 }

@@ -65,33 +65,39 @@ type Route struct {
 	Upload bool
 }
 
+// UploadMethod is the method of the one upload route.
+const UploadMethod = "POST"
+
 // isUpload reports whether the request is the ISO upload, POST /api/vms/isos: the only route whose
 // body may exceed the ordinary limit.
-func isUpload(method string, segments []string) bool {
-	return method == "POST" && len(segments) == 3 && segments[0] == "api" && segments[1] == "vms" && segments[2] == "isos"
+func isUpload(method string, p path) bool {
+	return method == UploadMethod && p.n == 3 && p.at(0) == "api" && p.at(1) == "vms" && p.at(2) == "isos"
 }
 
 // Resolve routes a request by method and raw (still escaped) path.
 func Resolve(method, rawPath string) (Route, error) {
-	segments, err := segmentsOf(rawPath)
+	p, err := parsePath(rawPath)
 	if err != nil {
 		return Route{}, err
 	}
-	if len(segments) < 2 || segments[0] != "api" {
+	if p.n < 2 || p.at(0) != "api" {
 		return Route{}, ErrNotRouted
 	}
-	rest := segments[1:]
-	switch rest[0] {
+	// rest is the path after /api: p.at(1) is its first segment, and there are p.n-1 of them.
+	rest := p.n - 1
+	switch p.at(1) {
 	case "auth":
-		public := len(rest) == 2 && (method == "POST" && (rest[1] == "register" || rest[1] == "login" || rest[1] == "refresh") ||
-			method == "GET" && rest[1] == "jwks")
+		// Logging out of a browser session must work once its access token has expired: auth-service
+		// ends it by its refresh cookie.
+		public := rest == 2 && (method == "POST" && (p.at(2) == "register" || p.at(2) == "login" || p.at(2) == "refresh") ||
+			method == "GET" && p.at(2) == "jwks" || method == "DELETE" && p.at(2) == "session")
 		return Route{Upstream: UpstreamAuth, Public: public, Timeout: AuthTimeout}, nil
 	case "admin":
 		return Route{Upstream: UpstreamAuth, Timeout: AuthTimeout}, nil
 	case "vms":
 		// /api/vms/isos is the ISO library, never a VM reference; /api/vms/{ref}/media is a VM's drive.
-		if len(rest) >= 2 && rest[1] == "isos" || len(rest) == 3 && rest[2] == "media" {
-			return Route{Upstream: UpstreamMedia, Upload: isUpload(method, segments)}, nil
+		if rest >= 2 && p.at(2) == "isos" || rest == 3 && p.at(3) == "media" {
+			return Route{Upstream: UpstreamMedia, Upload: isUpload(method, p)}, nil
 		}
 		return Route{Upstream: UpstreamVM, Timeout: VMTimeout}, nil
 	case "snapshots":
@@ -99,11 +105,11 @@ func Resolve(method, rawPath string) (Route, error) {
 	case "quota":
 		return Route{Upstream: UpstreamQuota}, nil
 	}
-	switch "/api/" + rest[0] {
+	switch "/api/" + p.at(1) {
 	case HealthPath, OpenAPIPath:
-		return ownRoute(method, len(rest) == 1)
+		return ownRoute(method, rest == 1)
 	case DocsPath:
-		return ownRoute(method, len(rest) <= 2) // the page, or one of the files it loads
+		return ownRoute(method, rest <= 2) // the page, or one of the files it loads
 	}
 	return Route{}, ErrNotRouted
 }
@@ -116,21 +122,45 @@ func ownRoute(method string, exists bool) (Route, error) {
 	return Route{}, ErrNotRouted
 }
 
-// segmentsOf decodes the path and splits it, refusing dot segments (encoded or not) and empty ones
+// path is a decoded request path, split into segments: the first few of them and how many there are
+// (Resolve looks no further), without allocating for the usual path that needs no decoding.
+type path struct {
+	first [4]string
+	n     int
+}
+
+// at is the i-th segment, or "" past the end or beyond the first few.
+func (p path) at(i int) string {
+	if i < len(p.first) {
+		return p.first[i]
+	}
+	return ""
+}
+
+// parsePath decodes the path and splits it, refusing dot segments (encoded or not) and empty ones
 // other than a trailing slash, so that no spelling of a path reaches a service the plain one would not.
-func segmentsOf(rawPath string) ([]string, error) {
+func parsePath(rawPath string) (path, error) {
 	if !strings.HasPrefix(rawPath, "/") {
-		return nil, ErrBadPath
+		return path{}, ErrBadPath
 	}
 	decoded, err := url.PathUnescape(rawPath)
 	if err != nil {
-		return nil, ErrBadPath
+		return path{}, ErrBadPath
 	}
-	segments := strings.Split(strings.TrimSuffix(decoded[1:], "/"), "/")
-	for _, s := range segments {
+	var p path
+	rest := strings.TrimSuffix(decoded[1:], "/")
+	for {
+		s, after, more := strings.Cut(rest, "/")
 		if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "\\\x00") {
-			return nil, ErrBadPath
+			return path{}, ErrBadPath
 		}
+		if p.n < len(p.first) {
+			p.first[p.n] = s
+		}
+		p.n++
+		if !more {
+			return p, nil
+		}
+		rest = after
 	}
-	return segments, nil
 }

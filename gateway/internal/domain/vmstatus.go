@@ -62,16 +62,22 @@ func (e VMEvent) Validate() error {
 	return nil
 }
 
-// Viewer is the user a live status connection belongs to.
+// Viewer is the user a live status connection belongs to, and which VMs it shows.
 type Viewer struct {
 	UserID int64
-	Admin  bool
+	// All: everyone's VMs; otherwise the user's own.
+	All bool
 }
 
-// MaySee is the feed's visibility rule, the same as the API's: a user sees their own VMs, an admin
-// everyone's.
+// NewViewer is the API's rule for GET /api/vms: a user sees their own VMs, an admin too unless
+// asking for everyone's (?all=true).
+func NewViewer(userID int64, admin, askedAll bool) Viewer {
+	return Viewer{UserID: userID, All: admin && askedAll}
+}
+
+// MaySee is the feed's visibility rule, the one its first list follows.
 func (v Viewer) MaySee(e VMEvent) bool {
-	return v.Admin || e.OwnerID > 0 && e.OwnerID == v.UserID
+	return v.All || e.OwnerID > 0 && e.OwnerID == v.UserID
 }
 
 // sequenceStream names one independently numbered sequence of a VM's events. vm-service numbers the

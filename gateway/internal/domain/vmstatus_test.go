@@ -13,18 +13,22 @@ func update(vm string, owner, seq int64) domain.VMEvent {
 	return domain.VMEvent{Kind: domain.VMUpdated, VMUUID: vm, OwnerID: owner, Seq: seq, VM: []byte(`{"uuid":"` + vm + `"}`)}
 }
 
-func TestViewer_UserSeesOnlyOwnVMs_AdminSeesAll(t *testing.T) {
+func TestViewer_UserSeesOnlyOwnVMs_AdminSeesAllOnlyAskingForAll(t *testing.T) {
 	cases := []struct {
 		name   string
 		viewer domain.Viewer
 		owner  int64
 		want   bool
 	}{
-		{"owner", domain.Viewer{UserID: 7}, 7, true},
-		{"another user", domain.Viewer{UserID: 8}, 7, false},
-		{"admin, another's VM", domain.Viewer{UserID: 1, Admin: true}, 7, true},
-		{"no owner, user", domain.Viewer{UserID: 0}, 0, false},
-		{"no owner, admin", domain.Viewer{UserID: 1, Admin: true}, 0, true},
+		{"owner", domain.NewViewer(7, false, false), 7, true},
+		{"another user", domain.NewViewer(8, false, false), 7, false},
+		{"another user asking for all", domain.NewViewer(8, false, true), 7, false},
+		{"admin, another's VM", domain.NewViewer(1, true, false), 7, false},
+		{"admin, own VM", domain.NewViewer(1, true, false), 1, true},
+		{"admin asking for all, another's VM", domain.NewViewer(1, true, true), 7, true},
+		{"no owner, user", domain.NewViewer(0, false, false), 0, false},
+		{"no owner, admin", domain.NewViewer(1, true, false), 0, false},
+		{"no owner, admin asking for all", domain.NewViewer(1, true, true), 0, true},
 	}
 	for _, tc := range cases {
 		if got := tc.viewer.MaySee(update(vmA, tc.owner, 1)); got != tc.want {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"limen/docs"
 	"limen/gateway/internal/adapters/kafka"
@@ -62,6 +61,8 @@ type Config struct {
 	// MetricsAddr serves /metrics and /readyz, never on the public listener; "off": not served (an
 	// empty value is the default, as for every variable).
 	MetricsAddr string `env:"LIMEN_METRICS_ADDR" envDefault:"127.0.0.1:18444" validate:"hostname_port|eq=off"`
+	// InternalToken is what vm-service's internal routes take: the console socket redeems tickets there.
+	InternalToken string `env:"LIMEN_INTERNAL_TOKEN"`
 }
 
 // upstreams are the deployed services: those with a base URL, auth-service always.
@@ -145,6 +146,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telem
 	if _, err := web.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("LIMEN_TRUSTED_PROXIES: %w", err)
 	}
+	if err := porthttp.CheckOrigins(cfg.CORSOrigins); err != nil {
+		return nil, fmt.Errorf("LIMEN_CORS_ORIGINS: %w", err)
+	}
 	svc := &Service{}
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -186,14 +190,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telem
 	application := app.Application{Queries: app.Queries{CheckHealth: app.NewCheckHealthHandler(health), WatchVMStatus: watch}}
 
 	// ISO uploads (many GiB) stream through; every other route keeps the body limit. /metrics and
-	// /readyz are only on the internal listener.
+	// /readyz are only on the internal listener. CORS reaches every public answer.
 	appCfg := web.AppConfig{Service: Name, Logger: log, Telemetry: tel, BodyLimit: cfg.BodyLimit,
-		StreamRequestBody: true, Upload: porthttp.IsUpload, TrustedProxies: cfg.TrustedProxies, SeparateInternal: true}
+		StreamRequestBody: true, Upload: porthttp.IsUpload, TrustedProxies: cfg.TrustedProxies, SeparateInternal: true,
+		Edge: []fiber.Handler{porthttp.CORS(cfg.CORSOrigins)}}
 	svc.app = web.NewApp(appCfg)
-	if len(cfg.CORSOrigins) > 0 {
-		svc.app.Use(cors.New(cors.Config{AllowOrigins: strings.Join(cfg.CORSOrigins, ","), AllowCredentials: true,
-			AllowHeaders: "Authorization, Content-Type, X-Request-ID", ExposeHeaders: "X-Request-ID, Retry-After"}))
-	}
 	if cfg.MetricsAddr != metricsOff {
 		svc.internal, svc.internalAddr = web.NewInternalApp(appCfg), cfg.MetricsAddr
 	}
@@ -204,6 +205,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telem
 	revoked.Subscribe(status.UserChanged)
 	proxy := porthttp.NewProxy(bases, cfg.UpstreamTimeout)
 	proxy.UploadLimit, proxy.UploadTimeout = cfg.UploadLimit, cfg.UploadTimeout
-	porthttp.Mount(svc.app, application, porthttp.Routes{Verifier: verifier, Proxy: proxy, VMStatus: status, APIDocs: apiDocs})
+	console := porthttp.NewConsole(ctx, bases[domain.UpstreamVM], cfg.InternalToken, log)
+	console.PingInterval = cfg.WSPingInterval
+	porthttp.Mount(svc.app, application, porthttp.Routes{Verifier: verifier, Proxy: proxy, VMStatus: status, APIDocs: apiDocs, Console: console})
 	return svc, nil
 }

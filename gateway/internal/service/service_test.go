@@ -145,6 +145,14 @@ func TestRun_BadTrustedProxyStopsStartUp(t *testing.T) {
 	}
 }
 
+func TestRun_OriginThatNoBrowserSendsStopsStartUp(t *testing.T) {
+	stop := startRun(t, map[string]string{"LISTEN_ADDR": freeAddr(t), "LIMEN_METRICS_ADDR": "off",
+		"LIMEN_CORS_ORIGINS": "http://localhost:3000,localhost:3001"})
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "LIMEN_CORS_ORIGINS") || !strings.Contains(err.Error(), `"localhost:3001"`) {
+		t.Fatalf("run: %v", err)
+	}
+}
+
 func TestConfig_Defaults(t *testing.T) {
 	for _, k := range []string{"LISTEN_ADDR", "LIMEN_METRICS_ADDR", "LIMEN_TRUSTED_PROXIES", "LIMEN_WS_MAX_PER_USER"} {
 		t.Setenv(k, "") // restored after the test

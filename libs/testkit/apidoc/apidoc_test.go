@@ -109,7 +109,7 @@ func TestOpenAPIDocumentNamesServicesAndErrorBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := []string{"auth-service", "vm-service", "media-service", "gateway"}
+	known := []string{"auth-service", "vm-service", "media-service", "quota-service", "gateway"}
 	for r, op := range ops {
 		for _, s := range op.services {
 			if !slices.Contains(known, s) {
@@ -183,7 +183,7 @@ func TestCheckRoutes_SharedRouteMayBeMissing(t *testing.T) {
 func TestCheckRoutes_GatewayAgainstTheDocument(t *testing.T) {
 	cfg := web.AppConfig{Service: "gateway", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SeparateInternal: true}
 	public := web.NewApp(cfg)
-	for _, path := range []string{"/api/health", "/ws/vm-status", "/api/openapi.json", "/api/docs", "/api/docs/:file"} {
+	for _, path := range []string{"/api/health", "/ws/vm-status", "/api/openapi.json", "/api/docs", "/api/docs/:file", "/vnc/:ref", "/console/:ref"} {
 		public.Get(path, answer(`{}`))
 	}
 	public.All("/api/*", answer(`{}`))

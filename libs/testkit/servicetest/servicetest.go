@@ -1,8 +1,8 @@
-// Package servicetest builds what a component test of a libvirt-driving service stands on, the same
-// way for every such service: a fresh database in the package's Postgres (its schema and the outbox
-// migrated), a broker of the test's own with the topics the service writes and reads, a JWKS issuer
-// for access tokens, and a kept-connected libvirt connection to the package's libvirtd. The test
-// package's TestMain starts the shared Postgres and libvirtd:
+// Package servicetest builds what a component test of a service stands on, the same way for every
+// service: a fresh database in the package's Postgres (its schema and the outbox migrated), a broker
+// of the test's own with the topics the service writes and reads, a JWKS issuer for access tokens,
+// and, for a libvirt-driving service, a kept-connected libvirt connection to the package's libvirtd.
+// The test package's TestMain starts the shared Postgres and libvirtd:
 //
 //	func TestMain(m *testing.M) { testkit.Main(m, pgtest.StartShared, libvirttest.StartShared) }
 package servicetest
@@ -38,6 +38,9 @@ type Options struct {
 	Via func(dsn string) string
 	// ReconnectMax bounds the libvirt connection's reconnect backoff (0: the manager's default).
 	ReconnectMax time.Duration
+	// NoLibvirt is for a service that drives no libvirt: no daemon is asked for (the package's
+	// TestMain need not start one) and the stack's Daemon and Conn stay nil.
+	NoLibvirt bool
 }
 
 // Stack is the dependencies of one component test. Ctx ends at the test's cleanup, after the cleanups
@@ -60,7 +63,10 @@ func New(t testing.TB, o Options) *Stack {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	daemon := libvirttest.Shared(t)
+	var daemon *libvirttest.Daemon
+	if !o.NoLibvirt {
+		daemon = libvirttest.Shared(t)
+	}
 	dsn := pgtest.NewDatabase(t)
 	if o.Via != nil {
 		dsn = o.Via(dsn)
@@ -80,9 +86,14 @@ func New(t testing.TB, o Options) *Stack {
 		pool.Close()
 		t.Fatal(err)
 	}
-	conn := libvirtconn.New(libvirtconn.Config{URI: daemon.URI(), Socket: daemon.SocketPath(), ReconnectMax: o.ReconnectMax}, log)
+	var conn *libvirtconn.Manager
 	connDone := make(chan struct{})
-	go func() { defer close(connDone); _ = conn.Run(ctx) }()
+	if o.NoLibvirt {
+		close(connDone)
+	} else {
+		conn = libvirtconn.New(libvirtconn.Config{URI: daemon.URI(), Socket: daemon.SocketPath(), ReconnectMax: o.ReconnectMax}, log)
+		go func() { defer close(connDone); _ = conn.Run(ctx) }()
+	}
 	s := &Stack{Ctx: ctx, Log: log, Pool: pool, Broker: broker, Keys: jwttest.New(t), Daemon: daemon, Conn: conn}
 	t.Cleanup(func() {
 		cancel()

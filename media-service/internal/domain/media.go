@@ -56,12 +56,17 @@ func (vm VM) VisibleTo(userID int64, isAdmin bool) bool { return isAdmin || vm.O
 type Change struct {
 	VMUUID  uuid.UUID
 	OwnerID int64
+	// ActorID is the user who asked, or SystemActor.
 	ActorID int64
 	Action  Action
 	// ISOPath is the image attached, or the one ejected ("" when the drive was already empty).
 	ISOPath string
 	At      time.Time
 }
+
+// SystemActor is the actor of a change a peer service asked for on its own account (vm-service
+// ejecting an installer at the end of an installation); no user has this id.
+const SystemActor int64 = 0
 
 // IsISOName reports whether a file name is an ISO image by its extension, which is all the library
 // lists and all a drive is given.

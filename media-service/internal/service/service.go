@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 			GetMedia: app.GetMediaHandler{VMs: vms, Drive: drive},
 			ListISOs: app.ListISOsHandler{Library: library},
 		},
-	}, verifier)
+	}, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
 	return &Service{app: fiberApp, relay: outbox.NewRelay(pool, outbox.RelayConfig{Brokers: cfg.KafkaBrokers}, log), follower: follower}, nil
 }
 

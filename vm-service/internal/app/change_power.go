@@ -17,10 +17,13 @@ type ChangePower struct {
 	Caller Caller
 	Ref    domain.Ref
 	Action domain.Action
+	// Wait is how long the caller waits for the action's end (zero: until it ends). An action still
+	// running then goes on in the background, and Handle returns the VM as claimed: busy with it.
+	Wait time.Duration
 }
 
 // ChangePowerHandler claims the VM with a task first, so a second request while the hypervisor works
-// is refused instead of racing it.
+// is refused instead of racing it; a force stop takes over a graceful stop instead (domain.Overrides).
 type ChangePowerHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
@@ -51,6 +54,7 @@ func (uc ChangePowerHandler) Handle(ctx context.Context, cmd ChangePower) (*doma
 	}
 	var target domain.Status
 	var refused error
+	var prior domain.Claim
 	claimed, err := uc.Repo.Update(ctx, vm.UUID, func(row *domain.VM) error {
 		uc.Tasks.judge(row, uc.Replica, 1)
 		refreshed := refresh(row, vm.Version, quiet, status, reason, uc.Now())
@@ -59,6 +63,10 @@ func (uc ChangePowerHandler) Handle(ctx context.Context, cmd ChangePower) (*doma
 				return nil // the refresh is kept: the answer names the state the VM is shown in
 			}
 			return refused
+		}
+		prior = domain.Claim{}
+		if row.Busy() {
+			prior = row.Claim() // taken over, if BeginTask allows it
 		}
 		return row.BeginTask(action, uc.Replica, uc.Now())
 	})
@@ -69,20 +77,45 @@ func (uc ChangePowerHandler) Handle(ctx context.Context, cmd ChangePower) (*doma
 		end()
 		return nil, err
 	}
-	// The claim's transaction has committed: no transaction or lock is held while the hypervisor works.
-	// The hypervisor call must finish and the task be released even when the client goes away.
+	// The claim's transaction has committed (and with it a takeover, in one step: no third action
+	// can claim the VM in between): no transaction or lock is held while the hypervisor works. The
+	// work must finish and the task be released even when the client goes away.
 	ctx = context.WithoutCancel(ctx)
-	opErr := uc.run(ctx, vm, action)
+	return uc.Tasks.detach(ctx, uc.Repo, cmd.Wait, claimed, func(run context.Context) (*domain.VM, error) {
+		return uc.work(ctx, run, vm.UUID, action, target, claimed.Claim(), prior, end)
+	})
+}
+
+// work runs the claimed action c and records its end; prior is the task it took over, if any.
+func (uc ChangePowerHandler) work(ctx, run context.Context, id uuid.UUID, action domain.Action, target domain.Status,
+	c, prior domain.Claim, end func()) (*domain.VM, error) {
+	hold := func() {}
+	if prior.Action != "" {
+		hold = uc.Tasks.override(id, prior, action, prior.Owner == uc.Replica)
+	}
+	opErr := context.Cause(run) // taken over or shut down before it began
+	if opErr == nil {
+		opErr = uc.run(run, id, action)
+	}
+	if run.Err() != nil && !errors.Is(context.Cause(run), errShutdown) {
+		// Taken over: the action that took the VM reports the outcome; this one records nothing.
+		end()
+		return nil, context.Cause(run)
+	}
+	if prior.Action != "" && errors.Is(opErr, ErrMachineState) {
+		opErr = nil // the stop taken over had the guest off already: what the force stop is for
+	}
+	hold()
 	now := uc.Now
 	outcome := func(vm *domain.VM) { vm.CompletePower(target, now()) }
 	if opErr != nil {
 		// Whatever failed, the machine's state is what it is: read it for the record and the answer.
 		outcome = func(*domain.VM) {}
-		if status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID); err == nil {
+		if status, reason, err := observe(ctx, uc.Hypervisor, id); err == nil {
 			outcome = func(vm *domain.VM) { vm.ObserveStatus(status, reason, now()) }
 		}
 	}
-	done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, vm.UUID, claimed.Claim(), end, outcome)
+	done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, id, c, end, outcome)
 	if opErr != nil {
 		// Refused by the machine's state (the recorded one was stale): the contract's 409, with the state.
 		if errors.Is(opErr, ErrMachineState) {
@@ -98,27 +131,27 @@ func (uc ChangePowerHandler) Handle(ctx context.Context, cmd ChangePower) (*doma
 	return done, err
 }
 
-func (uc ChangePowerHandler) run(ctx context.Context, vm *domain.VM, action domain.Action) error {
+func (uc ChangePowerHandler) run(ctx context.Context, id uuid.UUID, action domain.Action) error {
 	h := uc.Hypervisor
 	switch action {
 	case domain.ActionStart:
-		return h.Start(ctx, vm.UUID)
+		return h.Start(ctx, id)
 	case domain.ActionStop:
-		_, err := h.Shutdown(ctx, vm.UUID, uc.StopTimeout)
+		_, err := h.Shutdown(ctx, id, uc.StopTimeout)
 		return err
 	case domain.ActionRestart:
 		// A cold restart (power off, then on) works for every guest, with or without ACPI support, and
 		// applies a changed definition, which an in-guest reboot would not.
-		if _, err := h.Shutdown(ctx, vm.UUID, uc.StopTimeout); err != nil {
+		if _, err := h.Shutdown(ctx, id, uc.StopTimeout); err != nil {
 			return err
 		}
-		return h.Start(ctx, vm.UUID)
+		return h.Start(ctx, id)
 	case domain.ActionPause:
-		return h.Pause(ctx, vm.UUID)
+		return h.Pause(ctx, id)
 	case domain.ActionResume:
-		return h.Resume(ctx, vm.UUID)
+		return h.Resume(ctx, id)
 	case domain.ActionForceStop:
-		return h.ForceStop(ctx, vm.UUID)
+		return h.ForceStop(ctx, id)
 	}
 	return fmt.Errorf("%s is not a power action", action)
 }
@@ -134,7 +167,7 @@ func refresh(row *domain.VM, read int64, quiet bool, status domain.Status, reaso
 	}
 	changed := row.Task != ""
 	if changed {
-		row.EndTask()
+		row.EndTask(now)
 	}
 	if quiet && row.Version == read && row.ObserveStatus(status, reason, now) {
 		changed = true

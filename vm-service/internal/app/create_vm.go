@@ -20,12 +20,14 @@ type CreateVM struct {
 	Start     bool
 }
 
-// CreateVMHandler defines the VM's disk and domain first and records it second, so a hypervisor failure
-// leaves no row behind and a database failure is undone on the hypervisor.
+// CreateVMHandler reserves the VM's size with quota-service first, defines its disk and domain second
+// and records it third, so an over-quota request makes nothing, a hypervisor failure leaves no row
+// behind and a database failure is undone on the hypervisor; the reservation is committed once the
+// row is written and released when anything before failed.
 type CreateVMHandler struct {
 	Repo       Repository
 	Hypervisor Hypervisor
-	Quotas     Quotas
+	Quota      Reservations
 	Catalogue  domain.Catalogue
 	Power      ChangePowerHandler
 	Host       string
@@ -43,34 +45,32 @@ func (uc CreateVMHandler) Handle(ctx context.Context, cmd CreateVM) (*domain.VM,
 		return nil, err
 	}
 	vm.Host = uc.Host
-	// Name and quota are checked before touching the hypervisor so the common refusals cost nothing;
-	// the unique index and Add's admission decide races.
+	// The name is checked before anything is reserved so the common refusal costs nothing; the unique
+	// index decides races.
 	if taken, err := uc.Repo.NameTaken(ctx, vm.OwnerID, vm.Name); err != nil {
 		return nil, err
 	} else if taken {
 		return nil, domain.ErrNameTaken
 	}
-	limits, err := uc.Quotas.LimitsFor(ctx, vm.OwnerID)
+	held, err := reserve(ctx, uc.Quota, uc.Log, domain.QuotaChange{Key: createKey(vm.UUID), OwnerID: vm.OwnerID, VM: vm.UUID,
+		VMs: 1, CPU: vm.CPU, MemoryMiB: vm.MemoryMiB})
 	if err != nil {
-		return nil, err
-	}
-	admit := func(used domain.Usage) error { return limits.Admit(used, 1, vm.CPU, vm.MemoryMiB) }
-	if used, err := uc.Repo.Usage(ctx, vm.OwnerID); err != nil {
-		return nil, err
-	} else if err := admit(used); err != nil {
 		return nil, err
 	}
 	spec := MachineSpec{UUID: vm.UUID, Name: vm.Name, CPU: vm.CPU, MemoryMiB: vm.MemoryMiB, DiskGB: vm.DiskGB}
 	if err := uc.Hypervisor.Create(ctx, spec); err != nil {
+		held.release(ctx)
 		return nil, hypervisorError("create", err)
 	}
-	if err := uc.Repo.Add(ctx, vm, admit); err != nil {
+	if err := uc.Repo.Add(ctx, vm); err != nil {
 		// The request's context may be what failed; the undo must run regardless.
 		if undoErr := uc.Hypervisor.Delete(context.WithoutCancel(ctx), vm.UUID); undoErr != nil {
 			uc.Log.ErrorContext(ctx, "undo of a created machine failed; it is an orphan", "vm_uuid", vm.UUID, "err", undoErr)
 		}
+		held.release(ctx)
 		return nil, err
 	}
+	held.commit(ctx, vm)
 	if !cmd.Start {
 		return vm, nil
 	}

@@ -207,6 +207,9 @@ type fakeHypervisor struct {
 	// beforeOp and afterOp, when set, run before and after each power or resize operation (afterOp only
 	// after one that succeeded), outside the hypervisor's lock.
 	beforeOp, afterOp func()
+	// deaf, when set, is a guest that ignores ACPI: Shutdown ("acpi") waits until the context ends
+	// (recorded as "shutdown_ended") or deaf is closed (the guest powered off after all).
+	deaf chan struct{}
 }
 
 // refuses says whether libvirt refuses call on a machine in state s.
@@ -317,7 +320,23 @@ func (h *fakeHypervisor) Start(_ context.Context, id uuid.UUID) error {
 	return h.record("start", id, domain.StatusRunning)
 }
 
-func (h *fakeHypervisor) Shutdown(_ context.Context, id uuid.UUID, _ time.Duration) (bool, error) {
+func (h *fakeHypervisor) Shutdown(ctx context.Context, id uuid.UUID, _ time.Duration) (bool, error) {
+	h.mu.Lock()
+	deaf := h.deaf
+	if deaf != nil {
+		h.call("acpi")
+	}
+	h.mu.Unlock()
+	if deaf != nil {
+		select {
+		case <-ctx.Done():
+			h.mu.Lock()
+			h.call("shutdown_ended")
+			h.mu.Unlock()
+			return false, ctx.Err()
+		case <-deaf:
+		}
+	}
 	return false, h.record("shutdown", id, domain.StatusStopped)
 }
 
@@ -335,6 +354,11 @@ func (h *fakeHypervisor) Resume(_ context.Context, id uuid.UUID) error {
 
 func (h *fakeHypervisor) Resize(_ context.Context, id uuid.UUID, _, _ int) error {
 	return h.record("resize", id, domain.StatusStopped)
+}
+
+// SetBootOrder leaves the machine in the state it is in: the order waits for its next start.
+func (h *fakeHypervisor) SetBootOrder(_ context.Context, id uuid.UUID, _ domain.BootOrder) error {
+	return h.record("boot_order", id, h.state(id))
 }
 
 func (h *fakeHypervisor) Delete(_ context.Context, id uuid.UUID) error {

@@ -38,6 +38,9 @@ type Hypervisor interface {
 	Resume(ctx context.Context, id uuid.UUID) error
 	// Resize changes the persistent CPU and memory of a stopped domain.
 	Resize(ctx context.Context, id uuid.UUID, cpu, memoryMiB int) error
+	// SetBootOrder changes the boot devices of the persistent definition; a running domain keeps its
+	// own until its next start.
+	SetBootOrder(ctx context.Context, id uuid.UUID, order domain.BootOrder) error
 	// Delete removes the domain (stopping it) and its disk; a missing one is not an error.
 	Delete(ctx context.Context, id uuid.UUID) error
 	// State reports one domain's run state; contract.ErrMachineNotFound when there is none.

@@ -31,6 +31,9 @@ func (uc ObserveStatusHandler) Handle(ctx context.Context, cmd ObserveStatus) er
 		if vm.Task == domain.ActionDelete && reason != "" {
 			return nil // the delete in progress removed the domain; the row goes next
 		}
+		if vm.Busy() && vm.Task.Snapshots() {
+			return nil // the snapshot task moves the machine itself and records where it left it
+		}
 		vm.ObserveStatus(status, reason, uc.Now())
 		return nil
 	})

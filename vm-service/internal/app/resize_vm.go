@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,12 +17,17 @@ type ResizeVM struct {
 	Ref       domain.Ref
 	CPU       *int
 	MemoryMiB *int
+	// Wait is how long the caller waits for the end, as for ChangePower.
+	Wait time.Duration
 }
 
-// ResizeVMHandler changes the definition first and records the new size once the hypervisor took it.
+// ResizeVMHandler reserves the growth with quota-service first, changes the definition second and
+// records the new size once the hypervisor took it; the reservation is committed with the row so
+// written, or released when the resize did not happen. A pure shrink reserves nothing: its VM event
+// tells quota-service.
 type ResizeVMHandler struct {
 	Repo       Repository
-	Quotas     Quotas
+	Quota      Reservations
 	Hypervisor Hypervisor
 	// Replica is this process, named in its claims.
 	Replica uuid.UUID
@@ -32,6 +38,10 @@ type ResizeVMHandler struct {
 
 // ErrResizeNothing is an update naming neither CPU nor memory.
 var ErrResizeNothing = failure.InvalidField("cpu", "Field 'cpu' or 'memory' is required for update")
+
+// ErrResizedMeanwhile is an update whose VM grew between its reservation and its claim (another
+// resize or restore ended in between): what was reserved no longer covers it.
+var ErrResizedMeanwhile = failure.New(failure.Busy, "VM was resized meanwhile, try again")
 
 // of is the CPU and memory the command gives vm.
 func (r ResizeVM) of(vm *domain.VM) (cpu, memoryMiB int) {
@@ -54,7 +64,11 @@ func (uc ResizeVMHandler) Handle(ctx context.Context, cmd ResizeVM) (*domain.VM,
 		return nil, err
 	}
 	cpu, memoryMiB := cmd.of(vm)
-	if err := uc.admit(ctx, vm, cpu, memoryMiB); err != nil {
+	reserved := domain.QuotaChange{Key: changeKey("resize", vm.UUID, vm.Version), OwnerID: vm.OwnerID, VM: vm.UUID,
+		CPU: cpu - vm.CPU, MemoryMiB: memoryMiB - vm.MemoryMiB}
+	log := uc.Tasks.logger()
+	held, err := reserve(ctx, uc.Quota, log, reserved)
+	if err != nil {
 		return nil, err
 	}
 	end := uc.Tasks.begin(vm.UUID)
@@ -63,6 +77,7 @@ func (uc ResizeVMHandler) Handle(ctx context.Context, cmd ResizeVM) (*domain.VM,
 	status, reason, err := observe(ctx, uc.Hypervisor, vm.UUID)
 	if err != nil {
 		end()
+		held.release(ctx)
 		return nil, hypervisorError("update", err)
 	}
 	var refused error
@@ -73,7 +88,11 @@ func (uc ResizeVMHandler) Handle(ctx context.Context, cmd ResizeVM) (*domain.VM,
 		cpu, memoryMiB = cmd.of(row)
 		// Checked on a copy: the real change is stored only once the hypervisor took it.
 		probe := *row
-		if refused = probe.Resize(cpu, memoryMiB, uc.Now()); refused != nil {
+		refused = probe.Resize(cpu, memoryMiB, uc.Now())
+		if refused == nil && (cpu-row.CPU > reserved.CPU || memoryMiB-row.MemoryMiB > reserved.MemoryMiB) {
+			refused = ErrResizedMeanwhile
+		}
+		if refused != nil {
 			if refreshed {
 				return nil // the refresh is kept
 			}
@@ -86,34 +105,34 @@ func (uc ResizeVMHandler) Handle(ctx context.Context, cmd ResizeVM) (*domain.VM,
 	}
 	if err != nil {
 		end()
+		held.release(ctx)
 		return nil, err
 	}
 	// Claimed and committed: the hypervisor works with no transaction or lock held.
 	ctx = context.WithoutCancel(ctx)
-	opErr := uc.Hypervisor.Resize(ctx, vm.UUID, cpu, memoryMiB)
-	now := uc.Now
-	outcome := func(vm *domain.VM) {
-		if opErr == nil && vm.Resize(cpu, memoryMiB, now()) != nil {
-			// The definition has the new size: recorded even if the VM was started meanwhile.
-			vm.Resized(cpu, memoryMiB, now())
+	return uc.Tasks.detach(ctx, uc.Repo, cmd.Wait, claimed, func(run context.Context) (*domain.VM, error) {
+		opErr := context.Cause(run) // the process stopped before the work began
+		if opErr == nil {
+			opErr = uc.Hypervisor.Resize(run, vm.UUID, cpu, memoryMiB)
 		}
-	}
-	done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, vm.UUID, claimed.Claim(), end, outcome)
-	if opErr != nil {
-		return nil, hypervisorError("update", opErr)
-	}
-	return done, err
-}
-
-// admit checks the growth against the owner's quota; shrinking always passes.
-func (uc ResizeVMHandler) admit(ctx context.Context, vm *domain.VM, cpu, memoryMiB int) error {
-	limits, err := uc.Quotas.LimitsFor(ctx, vm.OwnerID)
-	if err != nil {
-		return err
-	}
-	used, err := uc.Repo.Usage(ctx, vm.OwnerID)
-	if err != nil {
-		return err
-	}
-	return limits.Admit(used, 0, cpu-vm.CPU, memoryMiB-vm.MemoryMiB)
+		now := uc.Now
+		outcome := func(vm *domain.VM) {
+			if opErr == nil && vm.Resize(cpu, memoryMiB, now()) != nil {
+				// The definition has the new size: recorded even if the VM was started meanwhile.
+				vm.Resized(cpu, memoryMiB, now())
+			}
+		}
+		done, err := uc.Tasks.finish(ctx, uc.Repo, uc.Hypervisor, now, vm.UUID, claimed.Claim(), end, outcome)
+		switch {
+		case opErr != nil:
+			held.release(ctx)
+			return nil, hypervisorError("update", opErr)
+		case err != nil:
+			// The new size is not recorded yet (its record is retried): the hold stays until it
+			// expires, and the record's VM event tells quota-service the size.
+		default:
+			held.commit(ctx, done)
+		}
+		return done, err
+	})
 }

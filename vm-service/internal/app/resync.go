@@ -42,6 +42,8 @@ type ResyncHandler struct {
 	OrphanGrace time.Duration
 	Now         Clock
 	Log         *slog.Logger
+	// Snapshots settles the VMs' snapshot records from the same readings (nil: not kept).
+	Snapshots *ResyncSnapshotsHandler
 }
 
 func (uc ResyncHandler) Handle(ctx context.Context, _ Resync) error {
@@ -84,7 +86,7 @@ func (uc ResyncHandler) Handle(ctx context.Context, _ Resync) error {
 			}
 			if vm.Task != "" {
 				uc.Log.WarnContext(ctx, "releasing an abandoned task", "vm_uuid", vm.UUID, "task", vm.Task)
-				vm.EndTask()
+				vm.EndTask(uc.Now())
 			}
 			vm.ObserveStatus(status, reason, uc.Now())
 			return nil
@@ -96,6 +98,9 @@ func (uc ResyncHandler) Handle(ctx context.Context, _ Resync) error {
 		if !known[id] {
 			errs = append(errs, uc.removeOrphan(ctx, id))
 		}
+	}
+	if uc.Snapshots != nil {
+		errs = append(errs, uc.Snapshots.Handle(ctx, ResyncSnapshots{VMs: vms, States: states}))
 	}
 	return errors.Join(errs...)
 }

@@ -21,38 +21,69 @@ import (
 // the record in the background, with backoff and a fresh reading of the hypervisor, until the
 // database takes it, the VM is gone or the VM holds another claim or a newer result.
 //
-// A nil *Tasks judges nothing (the heartbeat alone decides) and retries untracked.
+// A nil *Tasks judges nothing (the heartbeat alone decides); it retries and runs actions untracked.
+//
+// The registry also runs the claimed work of actions (detach): in the background, detached from the
+// request, so that an action outlives a caller who stops waiting; Drain and Close end them.
 type Tasks struct {
 	// RetryMin and RetryMax bound the pause before each retry of an unrecorded end (it doubles from
-	// RetryMin up to RetryMax). Set them, if at all, before the registry is used.
-	RetryMin, RetryMax time.Duration
+	// RetryMin up to RetryMax). ClaimCheck is how often an action that another may take over reads
+	// whether it still holds its claim (see override). Set them, if at all, before the registry is used.
+	RetryMin, RetryMax, ClaimCheck time.Duration
 
 	log *slog.Logger
 
 	mu      sync.Mutex
 	running map[uuid.UUID]int
+	// actions are the claimed actions whose work this process runs, by VM; closed: Close has begun.
+	actions map[uuid.UUID][]*action
+	closed  bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// NewTasks is an empty registry; Close stops its retries.
-func NewTasks(log *slog.Logger) *Tasks {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Tasks{log: log, RetryMin: 100 * time.Millisecond, RetryMax: time.Second,
-		running: map[uuid.UUID]int{}, ctx: ctx, cancel: cancel}
+// action is the work of one claim, running in the background.
+type action struct {
+	claim domain.Claim
+	// cancel ends the work; the cause says why (a takeover's refusal, or errShutdown).
+	cancel context.CancelCauseFunc
+	done   chan struct{}
 }
 
-// untracked retries for a nil *Tasks (use cases built without a registry, in tests).
+// errShutdown ends the actions still running when the process stops.
+var errShutdown = errors.New("vm-service is shutting down")
+
+// NewTasks is an empty registry; Close ends its actions and stops its retries.
+func NewTasks(log *slog.Logger) *Tasks {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Tasks{log: log, RetryMin: 100 * time.Millisecond, RetryMax: time.Second, ClaimCheck: 500 * time.Millisecond,
+		running: map[uuid.UUID]int{}, actions: map[uuid.UUID][]*action{}, ctx: ctx, cancel: cancel}
+}
+
+// untracked retries and runs actions for a nil *Tasks (use cases built without a registry, in tests).
 var untracked = NewTasks(slog.Default())
 
-// Close stops the retries in flight and waits for them; a claim whose end is still unrecorded stays
-// in the database in this process's name, dead as soon as the process leaves vm.replicas.
+// logger is where the registry's use cases log what they cannot return.
+func (t *Tasks) logger() *slog.Logger {
+	if t == nil {
+		return untracked.log
+	}
+	return t.log
+}
+
+// Close ends the actions still running (see Drain) and stops the retries in flight, and waits for
+// both; a claim whose end is still unrecorded stays in the database in this process's name, dead as
+// soon as the process leaves vm.replicas.
 func (t *Tasks) Close() {
 	if t == nil {
 		return
 	}
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.endActions(errShutdown)
 	t.cancel()
 	t.wg.Wait()
 }
@@ -113,7 +144,7 @@ func (t *Tasks) finish(ctx context.Context, repo Repository, hv Hypervisor, now 
 		t.judge(vm, c.Owner, 1)
 		switch {
 		case vm.Holds(c):
-			vm.EndTask()
+			vm.EndTask(now())
 			outcome(vm)
 		case !vm.Busy():
 			outcome(vm)
@@ -150,7 +181,7 @@ func (t *Tasks) settle(ctx context.Context, repo Repository, hv Hypervisor, now 
 			return nil // another task holds the VM, or recorded a newer result: that stands
 		}
 		if held {
-			vm.EndTask()
+			vm.EndTask(now())
 		}
 		outcome(vm)
 		if readErr == nil {
@@ -196,4 +227,171 @@ func (t *Tasks) retry(what string, id uuid.UUID, c domain.Claim, first error, at
 			delay = min(2*delay, t.RetryMax)
 		}
 	}()
+}
+
+// Drain waits up to limit for the actions running in the background to end by themselves, then ends
+// the rest: each records the state its machine is in and releases its claim, and Drain waits for
+// that. Call it while the hypervisor, the database and the heartbeat are still there.
+func (t *Tasks) Drain(limit time.Duration) {
+	if t == nil {
+		return
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for done := t.anyAction(); done != nil; done = t.anyAction() {
+		select {
+		case <-done:
+		case <-deadline.C:
+			t.log.Warn("ending the actions still running at shutdown; each records its machine's state")
+			t.endActions(errShutdown)
+			for done := t.anyAction(); done != nil; done = t.anyAction() {
+				<-done
+			}
+			return
+		}
+	}
+}
+
+// anyAction is the end of one action still running, nil when none is.
+func (t *Tasks) anyAction() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, list := range t.actions {
+		for _, a := range list {
+			return a.done
+		}
+	}
+	return nil
+}
+
+// endActions cancels every action running, with cause.
+func (t *Tasks) endActions(cause error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, list := range t.actions {
+		for _, a := range list {
+			a.cancel(cause)
+		}
+	}
+}
+
+// detach runs work, the claimed action of claimed (whose claim has committed), in the background
+// and waits up to wait for it (zero: until it ends). It returns what work returns, or, when the wait
+// ends first, claimed: the VM busy with the action, which goes on and announces its end like any
+// change. work records its results on a context of its own; run, the one it gets for the
+// hypervisor, ends only when the action is taken over (context.Cause: the refusal the new claim
+// makes, domain.BusyWith) or the process stops (errShutdown), never when the caller goes away.
+func (t *Tasks) detach(ctx context.Context, repo Repository, wait time.Duration, claimed *domain.VM,
+	work func(run context.Context) (*domain.VM, error)) (*domain.VM, error) {
+	if t == nil {
+		t = untracked
+	}
+	run, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	a := &action{claim: claimed.Claim(), cancel: cancel, done: make(chan struct{})}
+	t.mu.Lock()
+	if t.closed {
+		// Claimed after Close began (a deleted user's VMs, say): ended at once, its claim released.
+		t.mu.Unlock()
+		cancel(errShutdown)
+		return work(run)
+	}
+	t.actions[claimed.UUID] = append(t.actions[claimed.UUID], a)
+	t.wg.Add(1)
+	t.mu.Unlock()
+	var vm *domain.VM
+	var err error
+	go func() {
+		defer t.wg.Done()
+		defer close(a.done)
+		defer t.forget(claimed.UUID, a)
+		var watching sync.WaitGroup
+		defer watching.Wait()
+		defer cancel(nil)
+		if a.claim.Action.Overridable() {
+			watching.Add(1)
+			go func() { defer watching.Done(); t.watch(run, repo, claimed.UUID, a) }()
+		}
+		vm, err = work(run)
+	}()
+	if wait <= 0 {
+		<-a.done
+		return vm, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-a.done:
+		return vm, err
+	case <-timer.C:
+		return claimed, nil
+	}
+}
+
+// forget takes action a of VM id out of the registry.
+func (t *Tasks) forget(id uuid.UUID, a *action) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.actions[id]
+	for i, o := range list {
+		if o == a {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.actions, id)
+	} else {
+		t.actions[id] = list
+	}
+}
+
+// watch reads, at once and every ClaimCheck until ctx (the action's run) ends, whether VM id still
+// holds a's claim, and ends a once another task holds the VM: another process took it over (see
+// override). A claim merely gone (released as dead while this process could not beat) leaves the
+// action running, as it always did.
+func (t *Tasks) watch(ctx context.Context, repo Repository, id uuid.UUID, a *action) {
+	for {
+		if vm, err := repo.Get(ctx, domain.ByUUID(id)); err == nil && vm.Task != "" && !vm.Holds(a.claim) {
+			a.cancel(domain.BusyWith(vm.Task))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(t.ClaimCheck):
+		}
+	}
+}
+
+// override ends the action of claim prior on VM id, which a new claim (of action by, whose request
+// registered itself with begin) has just taken over in the database, so that it does nothing after
+// the new claim's work. This process's own (local) is cancelled and waited for, or has ended already
+// when no other request of this process is registered on the VM. Another process's, or one of this
+// process whose claim committed but whose work is not registered yet, reads its claim every
+// ClaimCheck (watch) and ends itself: the returned hold, called before the new claim is released,
+// keeps that claim at least two ClaimChecks so that no third action can begin before the old one
+// has noticed.
+func (t *Tasks) override(id uuid.UUID, prior domain.Claim, by domain.Action, local bool) (hold func()) {
+	if t == nil {
+		t = untracked
+	}
+	t.mu.Lock()
+	var old *action
+	for _, a := range t.actions[id] {
+		if a.claim.Is(prior) {
+			old = a
+		}
+	}
+	ended := local && t.running[id] <= 1
+	t.mu.Unlock()
+	switch {
+	case old != nil:
+		old.cancel(domain.BusyWith(by))
+		<-old.done
+		return func() {}
+	case ended:
+		return func() {}
+	}
+	until := time.Now().Add(2 * t.ClaimCheck)
+	return func() { time.Sleep(time.Until(until)) }
 }

@@ -20,7 +20,8 @@ type VMView struct {
 	OwnerID      int64     `json:"owner_id"`
 	DiskGB       int       `json:"disk_gb"`
 	Host         string    `json:"host"`
-	Task         string    `json:"task,omitempty"`
+	BootOrder    string    `json:"boot_order"`
+	Task         *TaskView `json:"task,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -30,6 +31,22 @@ func ViewOf(vm *domain.VM) VMView {
 	return VMView{
 		ID: vm.ID, UUID: vm.UUID.String(), Name: vm.Name, CPU: vm.CPU, Memory: vm.MemoryMiB,
 		Status: string(vm.Status), StatusReason: vm.StatusReason, OSType: vm.OSType, OwnerID: vm.OwnerID,
-		DiskGB: vm.DiskGB, Host: vm.Host, Task: string(vm.Task), CreatedAt: vm.CreatedAt, UpdatedAt: vm.UpdatedAt,
+		DiskGB: vm.DiskGB, Host: vm.Host, BootOrder: string(vm.BootOrder), Task: taskOf(vm),
+		CreatedAt: vm.CreatedAt, UpdatedAt: vm.UpdatedAt,
 	}
+}
+
+// TaskView is the action running on a VM, shown until it ends.
+type TaskView struct {
+	Action    string    `json:"action"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// taskOf is the VM's running task; none when idle, or when the task's process is dead (it blocks
+// nothing and is released).
+func taskOf(vm *domain.VM) *TaskView {
+	if !vm.Busy() {
+		return nil
+	}
+	return &TaskView{Action: string(vm.Task), StartedAt: vm.TaskSince}
 }

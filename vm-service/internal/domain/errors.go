@@ -10,3 +10,6 @@ var ErrNameTaken = failure.New(failure.Conflict, "VM name already exists")
 
 // ErrHypervisorDown is a hypervisor out of reach right now; the request may be retried.
 var ErrHypervisorDown = failure.New(failure.Unavailable, "Hypervisor unavailable, try again shortly")
+
+// ErrMediaServiceDown is media-service out of reach: the CD-ROM drive cannot be changed right now.
+var ErrMediaServiceDown = failure.New(failure.Unavailable, "Media service unavailable, try again shortly")

@@ -1,39 +1,34 @@
 package domain
 
 import (
-	"fmt"
+	"github.com/google/uuid"
 
+	"limen/libs/contract"
 	"limen/libs/failure"
 )
 
-// Limits are what one user may hold: VMs, vCPUs and memory, stopped VMs included.
-type Limits struct {
-	VMs       int
-	CPU       int
-	MemoryMiB int
-}
-
-// Usage is what one user holds now.
+// Usage is what one user's VMs hold, stopped ones included.
 type Usage struct {
 	VMs       int
 	CPU       int
 	MemoryMiB int
 }
 
-// Admit checks a growth of usage against the limits. Only growth is refused: limits lowered below
-// what a user already holds block further growth, never what exists, and shrinking is always allowed.
-func (l Limits) Admit(used Usage, addVMs, addCPU, addMemoryMiB int) error {
-	for _, r := range []struct {
-		name             string
-		used, add, limit int
-	}{
-		{"vms", used.VMs, addVMs, l.VMs},
-		{"cpu", used.CPU, addCPU, l.CPU},
-		{"memory", used.MemoryMiB, addMemoryMiB, l.MemoryMiB},
-	} {
-		if r.add > 0 && r.used+r.add > r.limit {
-			return failure.New(failure.Quota, fmt.Sprintf("Quota exceeded: %s %d/%d", r.name, r.used+r.add, r.limit))
-		}
-	}
-	return nil
+// QuotaChange is what a create, resize or restore of one VM changes in its owner's usage: the
+// difference, not the VM's size. quota-service holds its growth under Key before anything is made.
+type QuotaChange struct {
+	// Key names this one attempt: the same key asked again counts once.
+	Key       string
+	OwnerID   int64
+	VM        uuid.UUID
+	VMs       int
+	CPU       int
+	MemoryMiB int
 }
+
+// Grows reports whether the change takes more of anything. Only growth needs quota-service's consent;
+// a pure shrink is left to the VM event that announces it, so it works while quota-service is away.
+func (c QuotaChange) Grows() bool { return c.VMs > 0 || c.CPU > 0 || c.MemoryMiB > 0 }
+
+// ErrQuotaServiceDown is quota-service out of reach: growth is refused, never admitted unchecked.
+var ErrQuotaServiceDown = failure.New(failure.Unavailable, contract.QuotaUnavailableMessage)

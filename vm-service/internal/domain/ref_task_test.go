@@ -46,8 +46,38 @@ func TestTask_BusyWhileItsProcessLives(t *testing.T) {
 	if vm.HoldsTask(domain.ActionStart, first) || !vm.HoldsTask(domain.ActionDelete, second) {
 		t.Fatalf("task owner after the take-over: %+v", vm)
 	}
-	vm.EndTask()
+	vm.EndTask(now)
 	if vm.Busy() || vm.Task != "" || vm.TaskOwner != uuid.Nil {
 		t.Fatal("busy after EndTask")
+	}
+}
+
+// A force stop takes over a running graceful stop; nothing else takes over anything. Beginning and
+// ending a task are changes (the task shows), so each moves the version.
+func TestTask_ForceStopOverridesAStop_TasksAreChanges(t *testing.T) {
+	vm := stoppedVM(t)
+	first, second := uuid.New(), uuid.New()
+	version := vm.Version
+	if err := vm.BeginTask(domain.ActionStop, first, now); err != nil || vm.Version != version+1 {
+		t.Fatalf("stop: %v, version %d after %d", err, vm.Version, version)
+	}
+	for _, a := range []domain.Action{domain.ActionStop, domain.ActionStart, domain.ActionDelete, domain.ActionUpdate, domain.ActionRestart} {
+		if err := vm.BeginTask(a, second, now); failure.KindOf(err) != failure.Busy || err.Error() != "VM is busy: stop in progress" {
+			t.Fatalf("%s during a stop: %v", a, err)
+		}
+	}
+	if err := vm.BeginTask(domain.ActionForceStop, second, now.Add(time.Second)); err != nil || !vm.HoldsTask(domain.ActionForceStop, second) {
+		t.Fatalf("force stop during a stop: %v %+v", err, vm)
+	}
+	if err := vm.BeginTask(domain.ActionForceStop, first, now); failure.KindOf(err) != failure.Busy || err.Error() != "VM is busy: force stop in progress" {
+		t.Fatalf("a second force stop: %v", err)
+	}
+	version = vm.Version
+	vm.EndTask(now)
+	if vm.Version != version+1 {
+		t.Fatalf("version %d after %d", vm.Version, version)
+	}
+	if !domain.ActionStop.Overridable() || domain.ActionForceStop.Overridable() || domain.ActionStart.Overridable() {
+		t.Fatal("only a stop may be taken over")
 	}
 }

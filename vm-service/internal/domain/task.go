@@ -15,19 +15,45 @@ import (
 const LegacyTaskStaleAfter = 15 * time.Minute
 
 // BeginTask marks the VM busy with an action run by process owner, so that concurrent requests (on
-// any replica) never both reach the hypervisor: the second one sees the task and is refused. A task
-// whose process stopped heartbeating (it crashed mid-operation) blocks nothing and is taken over.
+// any replica) never both reach the hypervisor: the second one sees the task and is refused, unless
+// it may take that task over (Overrides). A task whose process stopped heartbeating (it crashed
+// mid-operation) blocks nothing and is taken over. The task shows (see Busy), so it is a change.
 func (vm *VM) BeginTask(a Action, owner uuid.UUID, now time.Time) error {
-	if vm.Busy() {
-		return failure.New(failure.Busy, fmt.Sprintf("VM is busy: %s in progress", strings.ReplaceAll(string(vm.Task), "_", " ")))
+	if vm.Busy() && !a.Overrides(vm.Task) {
+		return BusyWith(vm.Task)
 	}
 	vm.Task, vm.TaskOwner, vm.TaskSince, vm.TaskLive = a, owner, now, true
+	vm.touch(now)
 	return nil
 }
 
-// EndTask frees the VM for the next action.
-func (vm *VM) EndTask() {
+// BusyWith is the refusal of an action while task runs on the VM.
+func BusyWith(task Action) error {
+	return failure.New(failure.Busy, fmt.Sprintf("VM is busy: %s in progress", strings.ReplaceAll(string(task), "_", " ")))
+}
+
+// overrides names, for an action, the running task it takes over instead of waiting behind it: a
+// force stop ends a graceful stop at once (whoever waits for a guest that ignores ACPI gives up
+// waiting), nothing else.
+var overrides = map[Action]Action{ActionForceStop: ActionStop}
+
+// Overrides reports whether action a takes over a running task instead of being refused.
+func (a Action) Overrides(task Action) bool { return task != "" && overrides[a] == task }
+
+// Overridable reports whether another action may take over a running task a.
+func (a Action) Overridable() bool {
+	for _, task := range overrides {
+		if task == a {
+			return true
+		}
+	}
+	return false
+}
+
+// EndTask frees the VM for the next action; the task no longer shows, so it is a change.
+func (vm *VM) EndTask(now time.Time) {
 	vm.Task, vm.TaskOwner, vm.TaskSince, vm.TaskLive = "", uuid.Nil, time.Time{}, false
+	vm.touch(now)
 }
 
 // Busy reports whether an action is running on the VM: there is a task and its process is alive.
@@ -53,9 +79,11 @@ func (vm *VM) Claim() Claim {
 	return Claim{Action: vm.Task, Owner: vm.TaskOwner, Since: vm.TaskSince}
 }
 
-// Holds reports whether the VM's task is still claim c (the zero Claim: whether it is idle). Times are
-// compared to the microsecond, which is what the database keeps.
-func (vm *VM) Holds(c Claim) bool {
-	mine := vm.Claim()
-	return mine.Action == c.Action && mine.Owner == c.Owner && mine.Since.Sub(c.Since).Abs() < time.Microsecond
+// Holds reports whether the VM's task is still claim c (the zero Claim: whether it is idle).
+func (vm *VM) Holds(c Claim) bool { return vm.Claim().Is(c) }
+
+// Is reports whether c and o are the same claim. Times are compared to the microsecond, which is
+// what the database keeps.
+func (c Claim) Is(o Claim) bool {
+	return c.Action == o.Action && c.Owner == o.Owner && c.Since.Sub(o.Since).Abs() < time.Microsecond
 }

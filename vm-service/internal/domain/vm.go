@@ -47,6 +47,9 @@ type VM struct {
 	// StatusReason says why a VM is in Error (for example its domain vanished from libvirt).
 	StatusReason string
 	Host         string
+	// BootOrder is the order of the persistent definition; a running machine may still use the one it
+	// started with.
+	BootOrder BootOrder
 	// Task is the action in progress ("" when idle), since TaskSince, run by the vm-service process
 	// TaskOwner. TaskLive says whether that process still heartbeats (read together with the VM); a
 	// task whose process died blocks nothing.
@@ -78,6 +81,7 @@ func NewVM(ownerID int64, name string, cpu, memoryMiB int, os OSType, now time.T
 		OSType:    os.Name,
 		DiskGB:    os.DiskGB,
 		Status:    StatusStopped,
+		BootOrder: DefaultBootOrder,
 		Version:   1,
 		CreatedAt: now,
 		UpdatedAt: now,

@@ -24,10 +24,11 @@ import (
 	"limen/libs/revocation"
 	"limen/libs/telemetry"
 	"limen/libs/web"
-	"limen/vm-service/internal/adapters/defaultquota"
 	"limen/vm-service/internal/adapters/libvirt"
+	"limen/vm-service/internal/adapters/mediaclient"
 	"limen/vm-service/internal/adapters/osfile"
 	"limen/vm-service/internal/adapters/postgres"
+	"limen/vm-service/internal/adapters/quotaclient"
 	"limen/vm-service/internal/app"
 	porthttp "limen/vm-service/internal/ports/http"
 	"limen/vm-service/migrations"
@@ -54,11 +55,25 @@ type Config struct {
 	ResyncInterval time.Duration `env:"LIMEN_RESYNC_INTERVAL" envDefault:"30s" validate:"gt=0"`
 	OrphanGrace    time.Duration `env:"LIMEN_ORPHAN_GRACE" envDefault:"10m" validate:"gte=0"`
 	TaskHeartbeat  time.Duration `env:"LIMEN_TASK_HEARTBEAT" envDefault:"5s" validate:"gt=0"`
+	// ActionWait is how long an action request waits for the action's end before it is answered 202
+	// and the action goes on in the background; 0: until it ends.
+	ActionWait     time.Duration `env:"LIMEN_ACTION_WAIT" envDefault:"10s" validate:"gte=0"`
 	HostName       string        `env:"LIMEN_HOST_NAME"`
-	QuotaVMs       int           `env:"LIMEN_QUOTA_MAX_VMS" envDefault:"10" validate:"gte=0"`
-	QuotaCPU       int           `env:"LIMEN_QUOTA_MAX_CPU" envDefault:"16" validate:"gte=0"`
-	QuotaMemoryMiB int           `env:"LIMEN_QUOTA_MAX_MEMORY" envDefault:"32768" validate:"gte=0"`
 	TrustedProxies []string      `env:"LIMEN_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1"`
+	// MediaServiceURL is media-service, asked to eject a VM's installer (finalize-install).
+	MediaServiceURL string `env:"MEDIA_SERVICE_URL" envDefault:"http://127.0.0.1:18083" validate:"omitempty,http_url"`
+	// QuotaServiceURL is quota-service, which every growth of a user's usage is reserved with; there
+	// is no running without it: out of reach, growth is refused.
+	QuotaServiceURL string `env:"QUOTA_SERVICE_URL" envDefault:"http://127.0.0.1:18084" validate:"required,http_url"`
+	// SnapshotsPerVM is how many snapshots one VM may have.
+	SnapshotsPerVM int `env:"LIMEN_SNAPSHOTS_PER_VM" envDefault:"10" validate:"gte=1"`
+	// ConsoleTicketTTL is how long a console ticket may wait to be used.
+	ConsoleTicketTTL time.Duration `env:"LIMEN_CONSOLE_TICKET_TTL" envDefault:"60s" validate:"gt=0"`
+	// StatsInterval is how often every machine's counters are read (the stats' CPU use is over it).
+	StatsInterval time.Duration `env:"LIMEN_STATS_INTERVAL" envDefault:"5s" validate:"gt=0"`
+	// DisplayListen puts new VMs' displays on TCP at this address of the libvirt host, with a
+	// password only LIMEN knows, instead of on a unix socket: for a libvirt on another host.
+	DisplayListen string `env:"LIMEN_DISPLAY_LISTEN" validate:"omitempty,ip"`
 }
 
 // Run is vm-service's process: it opens the database (migrated) and the libvirt connection, serves
@@ -98,14 +113,18 @@ type Service struct {
 	heartbeat time.Duration
 	stopBeat  context.CancelFunc
 	beating   sync.WaitGroup
-	// tasks are the tasks this process runs; its retries of unrecorded task ends stop at Close.
+	// tasks are the tasks this process runs; the actions still running when Run's ctx ends get up
+	// to drain to end by themselves, and its retries of unrecorded task ends stop at Close.
 	tasks *app.Tasks
+	drain time.Duration
 	// kick asks the resync loop for a resync now (the database is back after an outage, or a lifecycle
 	// event's update failed).
 	kick chan struct{}
 
 	conn  *libvirtconn.Manager
 	relay *outbox.Relay
+	// consoles are the open console sessions and the stats sampler.
+	consoles *consoleParts
 	// follower applies auth-service's user changes: revoked tokens, and deleted users' VMs.
 	follower *revocation.Follower
 	observe  app.ObserveStatusHandler
@@ -140,7 +159,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		return nil, err
 	}
 	hypervisor, err := libvirt.New(conn.Client, libvirt.Config{DomainType: cfg.DomainType, Pool: cfg.StoragePool,
-		PoolPath: cfg.StoragePath, Network: cfg.Network, Installation: installation.String()})
+		PoolPath: cfg.StoragePath, Network: cfg.Network, Installation: installation.String(), DisplayListen: cfg.DisplayListen})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +168,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		return nil, fmt.Errorf("bring VM definitions of earlier versions up to date: %w", err)
 	}
 	if len(hardened) > 0 {
-		log.Warn("VM definitions of an earlier version hardened (display on a unix socket, isolated network); running VMs take them at their next start", "vms", hardened)
+		log.Warn("VM definitions of an earlier version hardened (display, serial line, isolated network); running VMs take them at their next start", "vms", hardened)
 	}
 	host := cfg.HostName
 	if host == "" {
@@ -172,26 +191,52 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		log.Warn("released the task claims of dead processes (heartbeat lapsed, or gone from this machine)", "vms", released)
 	}
 	repo := postgres.NewVMs(pool, outbox.NewWriter(Name), lease)
-	quotas := defaultquota.Limits{VMs: cfg.QuotaVMs, CPU: cfg.QuotaCPU, MemoryMiB: cfg.QuotaMemoryMiB}
+	quota := quotaclient.New(cfg.QuotaServiceURL, cfg.InternalToken)
 	tasks := app.NewTasks(log)
 	power := app.ChangePowerHandler{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Tasks: tasks, Now: now}
-	deleteVM := app.DeleteVMHandler{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now}
+	deleteVM := app.DeleteVMHandler{Repo: repo, Hypervisor: hypervisor, Quota: quota, Replica: replica.ID(), Tasks: tasks, Now: now}
+	bootOrder := app.SetBootOrderHandler{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now}
+	snapshots := postgres.NewSnapshots(repo)
+	snapshotsPerVM := cfg.SnapshotsPerVM
+	if snapshotsPerVM <= 0 {
+		snapshotsPerVM = 10 // the documented default, for a Config built in code
+	}
+	consoles, err := newConsoleParts(cfg, hypervisor, repo, pool, revoked, now)
+	if err != nil {
+		return nil, err
+	}
 	application := app.Application{
 		Commands: app.Commands{
-			CreateVM:       app.CreateVMHandler{Repo: repo, Hypervisor: hypervisor, Quotas: quotas, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
-			ChangePower:    power,
-			ResizeVM:       app.ResizeVMHandler{Repo: repo, Quotas: quotas, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now},
-			DeleteVM:       deleteVM,
-			DeleteOwnedVMs: app.DeleteOwnedVMsHandler{Repo: repo, Delete: deleteVM, Log: log},
-			ObserveStatus:  app.ObserveStatusHandler{Repo: repo, Hypervisor: hypervisor, Now: now},
+			CreateVM:        app.CreateVMHandler{Repo: repo, Hypervisor: hypervisor, Quota: quota, Catalogue: catalogue, Power: power, Host: host, Now: now, Log: log},
+			ChangePower:     power,
+			ResizeVM:        app.ResizeVMHandler{Repo: repo, Quota: quota, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now},
+			DeleteVM:        deleteVM,
+			DeleteOwnedVMs:  app.DeleteOwnedVMsHandler{Repo: repo, Delete: deleteVM, Log: log},
+			SetBootOrder:    bootOrder,
+			FinalizeInstall: app.FinalizeInstallHandler{Boot: bootOrder, Media: mediaclient.New(cfg.MediaServiceURL, cfg.InternalToken)},
+			CreateSnapshot: app.CreateSnapshotHandler{Repo: repo, Snapshots: snapshots, Hypervisor: hypervisor, Limit: snapshotsPerVM,
+				Replica: replica.ID(), Tasks: tasks, Now: now},
+			RestoreSnapshot: app.RestoreSnapshotHandler{Repo: repo, Snapshots: snapshots, Quota: quota, Hypervisor: hypervisor,
+				Replica: replica.ID(), Tasks: tasks, Now: now},
+			DeleteSnapshot: app.DeleteSnapshotHandler{Repo: repo, Snapshots: snapshots, Hypervisor: hypervisor,
+				Replica: replica.ID(), Tasks: tasks, Now: now},
+			ObserveStatus: app.ObserveStatusHandler{Repo: repo, Hypervisor: hypervisor, Now: now},
 			Resync: app.ResyncHandler{Repo: repo, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks,
-				OrphanGrace: cfg.OrphanGrace, Now: now, Log: log},
+				OrphanGrace: cfg.OrphanGrace, Now: now, Log: log,
+				Snapshots: &app.ResyncSnapshotsHandler{Snapshots: snapshots, Hypervisor: hypervisor, Replica: replica.ID(), Tasks: tasks, Now: now, Log: log}},
+			IssueConsoleTicket: consoles.issue,
+			OpenConsole:        consoles.open,
+			SampleStats:        consoles.sample,
 		},
 		Queries: app.Queries{
-			GetVM:       app.GetVMHandler{Repo: repo},
-			ListVMs:     app.ListVMsHandler{Repo: repo},
-			ListOSTypes: app.ListOSTypesHandler{Catalogue: catalogue},
-			OwnerUsage:  app.OwnerUsageHandler{Repo: repo},
+			GetVM:         app.GetVMHandler{Repo: repo},
+			ListVMs:       app.ListVMsHandler{Repo: repo},
+			ListOSTypes:   app.ListOSTypesHandler{Catalogue: catalogue},
+			OwnerUsage:    app.OwnerUsageHandler{Repo: repo},
+			OwnersUsage:   app.OwnersUsageHandler{Repo: repo},
+			ListSnapshots: app.ListSnapshotsHandler{Repo: repo, Snapshots: snapshots},
+			GetStats:      consoles.getStats,
+			ListStats:     consoles.listStats,
 		},
 	}
 
@@ -209,7 +254,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 
 	fiberApp := web.NewApp(web.AppConfig{Service: Name, Logger: log, Telemetry: tel, TrustedProxies: cfg.TrustedProxies,
 		Checks: map[string]web.Check{"db": pgdb.Ping(pool), "libvirt": conn.Ready, "revocations": follower.Ready}})
-	porthttp.Mount(fiberApp, application, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken})
+	porthttp.Mount(fiberApp, application, porthttp.Config{Verifier: verifier, InternalToken: cfg.InternalToken, ActionWait: cfg.ActionWait})
 
 	s := &Service{
 		app:       fiberApp,
@@ -223,7 +268,9 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 		replica:   replica,
 		heartbeat: heartbeat,
 		tasks:     tasks,
+		drain:     cfg.DrainTimeout,
 		kick:      make(chan struct{}, 1),
+		consoles:  consoles,
 	}
 	beatCtx, stopBeat := context.WithCancel(background)
 	s.stopBeat = stopBeat
@@ -237,17 +284,26 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 // App is the service's HTTP app.
 func (s *Service) App() *fiber.App { return s.app }
 
-// Run keeps the background loops going until ctx is done: lifecycle events, the periodic resync and
-// the outbox relay.
+// Run keeps the background loops going until ctx is done: lifecycle events, the periodic resync, the
+// stats sampler and the outbox relay. Actions still running in the background then get up to the drain timeout to end
+// (see app.Tasks.Drain) before the loops stop, so their ends are observed, recorded and announced.
 func (s *Service) Run(ctx context.Context) error {
 	s.resyncNow(ctx) // the first connection came before the hook was registered
+	loops, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	go func() {
+		<-ctx.Done()
+		s.tasks.Drain(s.drain)
+		stopLoops()
+	}()
 	var wg sync.WaitGroup
 	var relayErr error
 	wg.Add(4)
-	go func() { defer wg.Done(); _ = s.follower.Run(ctx) }()
-	go func() { defer wg.Done(); libvirt.Watch(ctx, s.conn.Events(), s.observeEvent, s.log) }()
-	go func() { defer wg.Done(); s.resyncLoop(ctx) }()
-	go func() { defer wg.Done(); relayErr = s.relay.Run(ctx) }()
+	go func() { defer wg.Done(); _ = s.follower.Run(loops) }()
+	go func() { defer wg.Done(); libvirt.Watch(loops, s.conn.Events(), s.observeEvent, s.log) }()
+	go func() { defer wg.Done(); s.resyncLoop(loops) }()
+	go func() { defer wg.Done(); relayErr = s.relay.Run(loops) }()
+	wg.Go(func() { s.statsLoop(loops) })
 	wg.Wait()
 	if errors.Is(relayErr, context.Canceled) {
 		relayErr = nil
@@ -255,13 +311,15 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(relayErr, s.relay.Close())
 }
 
-// Close stops the heartbeat and the retries of unrecorded task ends, and removes this process from
-// vm.replicas, so any claim still in its name is dead at once. Call it after the HTTP server drained
-// (Run does, after process.Serve returns).
+// Close ends the open consoles (Fiber's drain does not wait for them), the actions still running
+// (their claims alive meanwhile) and the retries of unrecorded task ends, stops the heartbeat and removes this process from vm.replicas, so any claim still in
+// its name is dead at once. Call it after the HTTP server drained (Run does, after process.Serve
+// returns).
 func (s *Service) Close() {
+	s.consoles.sessions.Close()
+	s.tasks.Close()
 	s.stopBeat()
 	s.beating.Wait()
-	s.tasks.Close()
 	if err := s.replica.Leave(context.Background()); err != nil {
 		s.log.Warn("leaving vm.replicas", "err", err)
 	}

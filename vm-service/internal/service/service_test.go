@@ -172,8 +172,14 @@ type vmJSON struct {
 	OwnerID      int64     `json:"owner_id"`
 	DiskGB       int       `json:"disk_gb"`
 	Host         string    `json:"host"`
+	Task         *taskJSON `json:"task"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+type taskJSON struct {
+	Action    string    `json:"action"`
+	StartedAt time.Time `json:"started_at"`
 }
 
 func (s *stack) create(token, name string) vmJSON {
@@ -187,18 +193,19 @@ func (s *stack) create(token, name string) vmJSON {
 	return vm
 }
 
+// action answers the VM and the message of a 200 or 202, the body of anything else.
 func (s *stack) action(token, ref, body string) (int, vmJSON, string) {
 	s.t.Helper()
 	a := s.call("POST", "/api/vms/"+ref+"/action", token, body)
 	var out struct {
+		vmJSON
 		Message string `json:"message"`
-		VM      vmJSON `json:"vm"`
 	}
 	_ = json.Unmarshal(a.body, &out)
-	if a.status != http.StatusOK {
+	if a.status != http.StatusOK && a.status != http.StatusAccepted {
 		return a.status, vmJSON{}, string(a.body)
 	}
-	return a.status, out.VM, out.Message
+	return a.status, out.vmJSON, out.Message
 }
 
 func (s *stack) get(token, ref string) vmJSON {

@@ -111,7 +111,7 @@ func (ks *KeySet) Keyfunc(t *jwt.Token) (any, error) {
 func (ks *KeySet) Issue(u *domain.User, sessionID uuid.UUID, now time.Time) (string, time.Time, error) {
 	expires := now.Add(ks.ttl)
 	claims := authn.Claims{
-		UserID: u.ID, Username: u.Username, Role: string(u.Role), Type: authn.TokenTypeAccess,
+		UserID: u.ID, Username: u.Username, Role: string(u.Role), Approved: u.Approved, Type: authn.TokenTypeAccess,
 		Version: u.TokenVersion, SessionID: sessionID.String(),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject: authn.Subject(u.ID), Issuer: ks.issuer, Audience: jwt.ClaimStrings{ks.audience},

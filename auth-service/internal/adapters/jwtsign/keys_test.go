@@ -49,7 +49,7 @@ func TestIssue_TokensVerifyThroughTheJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := ks.Issue(&domain.User{ID: 42, Username: "ada", Role: domain.RoleAdmin}, uuid.New(), time.Now())
+	token, _, err := ks.Issue(&domain.User{ID: 42, Username: "ada", Role: domain.RoleAdmin, Approved: true}, uuid.New(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestIssue_TokensVerifyThroughTheJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims.UserID != 42 || claims.Subject != "42" || !claims.IsAdmin() || claims.ID == "" {
+	if claims.UserID != 42 || claims.Subject != "42" || !claims.IsAdmin() || !claims.Approved || claims.ID == "" {
 		t.Fatalf("claims %+v", claims)
 	}
 }

@@ -1,4 +1,4 @@
-// Package vmclient asks vm-service's internal API how many VMs a user owns.
+// Package vmclient asks vm-service's internal API about the VMs users own.
 package vmclient
 
 import (
@@ -14,9 +14,10 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/contract"
 )
 
-// Client implements app.OwnedVMs over GET {base}/internal/owners/{id}/usage.
+// Client implements app.OwnedVMs, app.VMUsage and app.UserVMs over vm-service's internal API.
 type Client struct {
 	base  string
 	token string
@@ -28,27 +29,60 @@ func New(base, token string) *Client {
 	return &Client{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
+// maxAnswer bounds what is read of an answer: a user's VM list is the largest (some 250 bytes a VM).
+const maxAnswer = 16 << 20
+
 func (c *Client) CountOwnedBy(ctx context.Context, userID int64) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/internal/owners/"+strconv.FormatInt(userID, 10)+"/usage", nil)
-	if err != nil {
+	var usage contract.OwnerUsage
+	if err := c.get(ctx, contract.InternalOwnerUsagePath(userID), &usage); err != nil {
 		return 0, err
+	}
+	return usage.VMs, nil
+}
+
+// UsageOf asks for every id in one call; ids vm-service leaves out of its answer own nothing.
+func (c *Client) UsageOf(ctx context.Context, userIDs []int64) (map[int64]contract.OwnerUsage, error) {
+	out := make(map[int64]contract.OwnerUsage, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	var usage contract.OwnersUsage
+	if err := c.get(ctx, contract.InternalOwnersUsagePath(userIDs), &usage); err != nil {
+		return nil, err
+	}
+	for _, id := range userIDs {
+		out[id] = usage[strconv.FormatInt(id, 10)]
+	}
+	return out, nil
+}
+
+func (c *Client) VMsOf(ctx context.Context, userID int64) ([]contract.InternalVM, error) {
+	vms := []contract.InternalVM{}
+	if err := c.get(ctx, contract.InternalOwnerVMsPath(userID), &vms); err != nil {
+		return nil, err
+	}
+	return vms, nil
+}
+
+// get decodes vm-service's 200 answer to path into dst; anything else is domain.ErrVMServiceDown.
+func (c *Client) get(ctx context.Context, path string, dst any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
+		return fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%w: answered %d: %s", domain.ErrVMServiceDown, resp.StatusCode, body)
+		return fmt.Errorf("%w: answered %d: %.200s", domain.ErrVMServiceDown, resp.StatusCode, body)
 	}
-	var usage struct {
-		VMs int `json:"vms"`
+	if err := json.Unmarshal(body, dst); err != nil {
+		return fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
 	}
-	if err := json.Unmarshal(body, &usage); err != nil {
-		return 0, fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
-	}
-	return usage.VMs, nil
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"limen/auth-service/internal/domain"
+	"limen/libs/contract"
 )
 
 // Request and response bodies (docs/openapi.yaml), kept apart from domain types.
@@ -18,7 +19,12 @@ type refreshRequest struct {
 }
 
 type approveRequest struct {
-	Approved *bool `json:"approved" validate:"required"`
+	Approved *bool `json:"approved"`
+}
+
+type sessionRequest struct {
+	AccessToken  string `json:"access_token" validate:"required"`
+	RefreshToken string `json:"refresh_token"`
 }
 
 type roleRequest struct {
@@ -46,16 +52,48 @@ type sessionResponse struct {
 	User             userResponse `json:"user"`
 }
 
-type userPageResponse struct {
-	Users  []userResponse `json:"users"`
-	Total  int            `json:"total"`
-	Limit  int            `json:"limit"`
-	Offset int            `json:"offset"`
+// vmUsageResponse is what a user's VMs take; left out (nil) when vm-service could not say.
+type vmUsageResponse struct {
+	VMCount     int `json:"vm_count"`
+	TotalCPU    int `json:"total_cpu"`
+	TotalMemory int `json:"total_memory"`
+}
+
+type adminUserResponse struct {
+	userResponse
+	*vmUsageResponse
+}
+
+type adminUserDetailResponse struct {
+	adminUserResponse
+	VMs *[]contract.InternalVM `json:"vms,omitempty"`
+}
+
+type sessionUserResponse struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	Approved bool   `json:"approved"`
+}
+
+type sessionStateResponse struct {
+	Valid     bool                `json:"valid"`
+	Message   string              `json:"message,omitempty"`
+	CSRFToken string              `json:"csrf_token,omitempty"`
+	User      sessionUserResponse `json:"user"`
 }
 
 func toUserResponse(u *domain.User) userResponse {
 	return userResponse{ID: u.ID, UUID: u.UUID.String(), Username: u.Username, Role: string(u.Role),
 		Approved: u.Approved, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+func toVMUsage(u contract.OwnerUsage) *vmUsageResponse {
+	return &vmUsageResponse{VMCount: u.VMs, TotalCPU: u.CPU, TotalMemory: u.Memory}
+}
+
+func toSessionUser(u *domain.User) sessionUserResponse {
+	return sessionUserResponse{ID: u.ID, Username: u.Username, Role: string(u.Role), Approved: u.Approved}
 }
 
 func toSessionResponse(s *domain.Session, now time.Time) sessionResponse {

@@ -26,9 +26,16 @@ type Client struct {
 	http *http.Client
 }
 
+// idleConns is how many connections to vm-service are kept open between lists: every live status
+// socket opening asks for one, often many at once, and a new connection per list (beyond net/http's
+// default of 2) costs its buffers and goroutines each time.
+const idleConns = 64
+
 // New lists VMs at vm-service's base URL.
 func New(base string) *Client {
-	return &Client{base: base, http: &http.Client{}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = idleConns
+	return &Client{base: base, http: &http.Client{Transport: transport}}
 }
 
 // ListVMs calls GET /api/vms (with ?all=true for everyone's) with the user's own token, so vm-service

@@ -16,6 +16,8 @@ type Routes struct {
 	VMStatus *VMStatus
 	// APIDocs is nil without the API document.
 	APIDocs *APIDocs
+	// Console is nil without the console socket and page.
+	Console *Console
 }
 
 // Mount adds the gateway's routes; anything else (including /internal) is a 404. The gateway's own
@@ -32,5 +34,11 @@ func Mount(router fiber.Router, application app.Application, r Routes) {
 		router.Get(VMStatusPath, r.VMStatus.CheckOrigin, Authenticate(Authentication{Verifier: r.Verifier, QueryToken: true}),
 			r.VMStatus.Accept, r.VMStatus.Upgrade())
 	}
-	router.All("/api/*", r.Proxy.Route, Authenticate(Authentication{Verifier: r.Verifier, Open: tokenOptional}), r.Proxy.Forward)
+	if r.Console != nil {
+		// The ticket in ?token= is the socket's only credential (vm-service redeems it).
+		router.Get(ConsoleSocketPath, r.Console.Open, r.Console.Upgrade())
+		router.Get(ConsoleAssetsPath+"/*", ConsoleAsset)
+		router.Get(ConsolePagePath, ConsolePage)
+	}
+	router.All("/api/*", r.Proxy.Handler(Authentication{Verifier: r.Verifier}))
 }

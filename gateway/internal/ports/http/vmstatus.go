@@ -4,14 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
-	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
@@ -52,6 +54,11 @@ const (
 // expires (4401) or is revoked (4403), the client falls behind (1008), stops answering pings (1008),
 // its user opens more than MaxPerUser sockets (1008, the oldest goes), the first VM list cannot be
 // fetched (1011) or the server stops (1001).
+//
+// An open socket costs one goroutine, which reads: a client has nothing to say beyond its pongs and
+// its close. Everything the socket sends goes through its writer (socket.wake), which runs in a
+// goroutine of its own only while there is something to send. Messages alike for every client (all
+// but lists) are encoded and framed once (app.SharedMessage); writes borrow buffers from a pool.
 type VMStatus struct {
 	Watch app.WatchVMStatusHandler
 	// Verifier checks an open socket's token again when auth-service revokes tokens of its user.
@@ -74,16 +81,32 @@ type VMStatus struct {
 	// wait for hijacked connections.
 	stopping <-chan struct{}
 	clients  metric.Int64UpDownCounter
+	upgrader websocket.FastHTTPUpgrader
 }
 
-// NewVMStatus serves the live status use case until ctx ends.
+const (
+	// readBufferSize is a socket's read buffer: what a client sends is small (pongs, its close).
+	readBufferSize = 256
+	// keptMessages bounds the writer's buffer a socket keeps between runs; a larger one, after a
+	// burst, goes.
+	keptMessages = 16
+)
+
+// NewVMStatus serves the live status use case until ctx ends, when every socket is closed (1001).
 func NewVMStatus(ctx context.Context, watch app.WatchVMStatusHandler, verifier *authn.Verifier, log *slog.Logger) *VMStatus {
 	clients, err := otel.Meter("limen/gateway").Int64UpDownCounter("limen.ws.clients",
 		metric.WithDescription("Clients connected to the live status WebSocket."))
 	if err != nil {
 		log.Warn("metric limen.ws.clients unavailable", "err", err)
 	}
-	return &VMStatus{Watch: watch, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients}
+	s := &VMStatus{Watch: watch, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients,
+		upgrader: websocket.FastHTTPUpgrader{ReadBufferSize: readBufferSize, WriteBufferPool: &sync.Pool{},
+			// CheckOrigin (the middleware) has decided.
+			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}}
+	context.AfterFunc(ctx, func() {
+		s.sockets.each(func(sock *socket) { sock.shutDown(closeShutdown, "Server shutting down", "") })
+	})
+	return s
 }
 
 // UserChanged closes the user's sockets whose token auth-service has since revoked (4403); call it
@@ -101,19 +124,19 @@ type identity struct {
 	requestID string
 }
 
-// Accept takes the upgrade Authenticate let through (with the token in `?token=` or
-// `Authorization: Bearer`), unless there is no vm-service to list VMs (503) or the request is no
-// WebSocket upgrade (426).
+// Accept takes the upgrade Authenticate let through (with the token in `?token=`, `Authorization:
+// Bearer` or the session cookie), unless there is no vm-service to list VMs (503) or the request is
+// no WebSocket upgrade (426). The socket shows the VMs GET /api/vms would list with the same `all`.
 func (s *VMStatus) Accept(c *fiber.Ctx) error {
 	who, _ := callerOf(c)
 	if s.Watch.VMs == nil {
 		return web.NewError(http.StatusServiceUnavailable, "Service unavailable")
 	}
-	if !fiberws.IsWebSocketUpgrade(c) {
+	if !websocket.FastHTTPIsWebSocketUpgrade(c.Context()) {
 		return fiber.ErrUpgradeRequired
 	}
 	c.Locals(localIdentity, identity{
-		viewer: domain.Viewer{UserID: who.claims.UserID, Admin: who.claims.IsAdmin()},
+		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), c.QueryBool("all")),
 		token:  who.token, expires: who.claims.ExpiresAt.Time,
 		requestID: logging.RequestID(c.UserContext()),
 	})
@@ -122,118 +145,32 @@ func (s *VMStatus) Accept(c *fiber.Ctx) error {
 
 // Upgrade is the handler that takes the connection over once Accept took it.
 func (s *VMStatus) Upgrade() fiber.Handler {
-	return fiberws.New(func(c *fiberws.Conn) {
+	return func(c *fiber.Ctx) error {
 		id, ok := c.Locals(localIdentity).(identity)
 		if !ok {
-			_ = c.Close()
-			return
+			return fiber.ErrUpgradeRequired
 		}
-		// The contrib wrapper is pooled and emptied when this function returns; keep the connection
-		// itself for the reader goroutine.
-		s.serve(c.Conn, id)
-	}, fiberws.Config{RecoverHandler: s.recovered})
+		if err := s.upgrader.Upgrade(c.Context(), func(conn *websocket.Conn) { s.serve(conn, id) }); err != nil {
+			return fiber.ErrUpgradeRequired
+		}
+		return nil
+	}
 }
 
-// recovered logs a panic of one connection's handler; the contrib default would send it to the client.
-func (s *VMStatus) recovered(*fiberws.Conn) {
+// recovered, deferred by each of a socket's goroutines, logs a panic rather than letting it end the
+// process, and ends the connection.
+func (sock *socket) recovered() {
 	if r := recover(); r != nil {
-		s.Log.Error("live status: panic", "panic", r, "stack", string(debug.Stack()))
+		sock.status.Log.ErrorContext(sock.ctx, "live status: panic", "panic", r, "stack", string(debug.Stack()))
+		sock.broken()
 	}
 }
 
-func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
-	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), id.requestID))
-	defer cancel()
-	slot := s.sockets.open(id.viewer.UserID, s.maxPerUser())
-	defer s.sockets.close(slot)
-	if s.clients != nil {
-		s.clients.Add(ctx, 1)
-		defer s.clients.Add(context.Background(), -1)
+func (s *VMStatus) pingInterval() time.Duration {
+	if s.PingInterval > 0 {
+		return s.PingInterval
 	}
-	ping := s.PingInterval
-	if ping <= 0 {
-		ping = DefaultPingInterval
-	}
-
-	// The reader only notices pongs (which keep the read deadline moving) and the client leaving.
-	conn.SetReadLimit(maxClientMessage)
-	_ = conn.SetReadDeadline(time.Now().Add(2 * ping))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(2 * ping)) })
-	gone := make(chan error, 1)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				cancel()
-				gone <- err
-				return
-			}
-		}
-	}()
-	defer func() {
-		_ = conn.Close()
-		<-readerDone
-	}()
-
-	session, err := s.Watch.Handle(ctx, app.WatchVMStatus{Viewer: id.viewer, Token: id.token})
-	if err != nil {
-		if ctx.Err() == nil {
-			s.Log.WarnContext(ctx, "live status: no VM list", "user_id", id.viewer.UserID, "err", err)
-			s.close(conn, closeNoList, "VM list unavailable")
-		}
-		return
-	}
-	defer session.Close()
-	if !s.write(ctx, conn, session.First()) {
-		return
-	}
-
-	pinger := time.NewTicker(ping)
-	defer pinger.Stop()
-	expiry := time.NewTimer(time.Until(id.expires))
-	defer expiry.Stop()
-	for {
-		select {
-		case err := <-gone:
-			var closed *websocket.CloseError
-			if !errors.As(err, &closed) {
-				// No close frame: the client vanished or stopped answering pings.
-				s.close(conn, closeNoAnswer, "No answer to ping")
-			}
-			return
-		case <-s.stopping:
-			s.close(conn, closeShutdown, "Server shutting down")
-			return
-		case <-expiry.C:
-			s.close(conn, CloseTokenExpired, "Token expired")
-			return
-		case <-slot.recheck:
-			if _, err := s.Verifier.Verify(id.token); err != nil {
-				s.Log.InfoContext(ctx, "live status: token revoked, disconnected", "user_id", id.viewer.UserID)
-				s.close(conn, CloseAccessRevoked, "Access revoked")
-				return
-			}
-		case <-slot.evicted:
-			s.Log.InfoContext(ctx, "live status: user opened too many sockets, oldest closed", "user_id", id.viewer.UserID)
-			s.close(conn, closeTooMany, "Too many connections")
-			return
-		case <-session.Cut():
-			s.Log.InfoContext(ctx, "live status: client too slow, disconnected", "user_id", id.viewer.UserID)
-			s.close(conn, closeTooSlow, "Client too slow")
-			return
-		case <-pinger.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout())); err != nil {
-				return
-			}
-		case e := <-session.Events():
-			for _, m := range session.Messages(e) {
-				if !s.write(ctx, conn, m) {
-					return
-				}
-			}
-		}
-	}
+	return DefaultPingInterval
 }
 
 func (s *VMStatus) writeTimeout() time.Duration {
@@ -243,26 +180,288 @@ func (s *VMStatus) writeTimeout() time.Duration {
 	return defaultWriteTimeout
 }
 
-// write sends one message; false means the connection is done with.
-func (s *VMStatus) write(ctx context.Context, conn *websocket.Conn, m app.StatusMessage) bool {
-	body, err := json.Marshal(toStatusMessage(m))
-	if err != nil {
-		s.Log.ErrorContext(ctx, "live status: encoding a message", "err", err)
-		return true
+// serve runs one socket, in the goroutine fasthttp gave the connection, which reads it until the
+// client goes or the socket is closed; the socket is done with when it returns.
+func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
+	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), id.requestID))
+	defer cancel()
+	// The first list goes out before anything else: its writer runs from the start.
+	sock := &socket{status: s, conn: conn, id: id, ctx: ctx, writing: true}
+	sock.slot = s.sockets.open(sock, s.maxPerUser())
+	if s.clients != nil {
+		s.clients.Add(ctx, 1)
+		defer s.clients.Add(context.Background(), -1)
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
-	if err := conn.WriteMessage(websocket.TextMessage, body); err != nil {
-		if ctx.Err() == nil {
-			s.Log.InfoContext(ctx, "live status: client did not take a message, disconnected", "err", err)
+	select {
+	case <-s.stopping:
+		sock.shutDown(closeShutdown, "Server shutting down", "")
+	default:
+	}
+	// The client answers pings with pongs, which keep the read deadline moving.
+	ping := s.pingInterval()
+	conn.SetReadLimit(maxClientMessage)
+	_ = conn.SetReadDeadline(time.Now().Add(2 * ping))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(2 * ping)) })
+	sock.writers.Add(1)
+	go sock.start(ping)
+	var err error
+	defer func() {
+		cancel() // a first list still being fetched is not wanted any more
+		sock.finish(err)
+	}()
+	defer sock.recovered()
+	for err == nil {
+		var r io.Reader
+		if _, r, err = conn.NextReader(); err == nil {
+			_, err = io.Copy(io.Discard, r)
 		}
+	}
+}
+
+// socket is one open connection. Its writer sends the first list, then whatever wake finds to do:
+// the session's messages, pings, a token check after a revocation, and the close the socket ends
+// with.
+type socket struct {
+	status  *VMStatus
+	conn    *websocket.Conn
+	id      identity
+	ctx     context.Context
+	slot    *socketSlot
+	writers sync.WaitGroup
+	// session and the timers are set by start, before it hands the writer on.
+	session        *app.StatusSession
+	pinger, expiry *time.Timer
+	// msgs is the writer's buffer, kept between runs.
+	msgs []app.StatusMessage
+
+	mu sync.Mutex
+	// writing: a writer runs; again: something arrived since it looked.
+	writing, again bool
+	ping, recheck  bool
+	// closing is the first reason given to close, if any; shut: the close is sent or the connection
+	// broken, nothing more is written.
+	closing *ending
+	shut    bool
+	// done: the reader ended, no writer starts any more.
+	done bool
+}
+
+// ending is how the socket is to end, and what to log about it.
+type ending struct {
+	code         int
+	reason, note string
+}
+
+// start is the writer's first run: it opens the session, sends the first list, arms the timers and
+// goes on with what arrived meanwhile.
+func (sock *socket) start(ping time.Duration) {
+	defer sock.writers.Done()
+	defer sock.recovered()
+	s := sock.status
+	session, err := s.Watch.Handle(sock.ctx, app.WatchVMStatus{Viewer: sock.id.viewer, Token: sock.id.token, Wake: sock.wake})
+	if err != nil {
+		if sock.ctx.Err() == nil {
+			s.Log.WarnContext(sock.ctx, "live status: no VM list", "user_id", sock.id.viewer.UserID, "err", err)
+			sock.close(&ending{code: closeNoList, reason: "VM list unavailable"})
+		}
+		return
+	}
+	sock.session = session
+	if !sock.write(session.First()) {
+		return
+	}
+	sock.pinger = time.AfterFunc(ping, func() {
+		sock.mu.Lock()
+		sock.ping = true
+		sock.mu.Unlock()
+		sock.wake()
+	})
+	sock.expiry = time.AfterFunc(time.Until(sock.id.expires), func() { sock.shutDown(CloseTokenExpired, "Token expired", "") })
+	sock.run()
+}
+
+// wake has the writer look at what there is to do, starting it unless it runs.
+func (sock *socket) wake() {
+	sock.mu.Lock()
+	defer sock.mu.Unlock()
+	switch {
+	case sock.done || sock.shut:
+	case sock.writing:
+		sock.again = true
+	default:
+		sock.writing = true
+		sock.writers.Add(1)
+		go func() {
+			defer sock.writers.Done()
+			defer sock.recovered()
+			sock.run()
+		}()
+	}
+}
+
+// shutDown has the writer close the socket with code (unless it is closing already); note, when
+// given, is logged then.
+func (sock *socket) shutDown(code int, reason, note string) {
+	sock.mu.Lock()
+	if sock.closing == nil {
+		sock.closing = &ending{code: code, reason: reason, note: note}
+	}
+	sock.mu.Unlock()
+	sock.wake()
+}
+
+// recheck has the writer check the token again: auth-service revoked some of its user's.
+func (sock *socket) requestRecheck() {
+	sock.mu.Lock()
+	sock.recheck = true
+	sock.mu.Unlock()
+	sock.wake()
+}
+
+// run is the writer: it does what there is to do until nothing is left, then stops.
+func (sock *socket) run() {
+	s := sock.status
+	for {
+		sock.mu.Lock()
+		if sock.done || sock.shut {
+			sock.writing = false
+			sock.mu.Unlock()
+			return
+		}
+		sock.again = false
+		closing, ping, recheck := sock.closing, sock.ping, sock.recheck
+		sock.ping, sock.recheck = false, false
+		sock.mu.Unlock()
+
+		if closing != nil {
+			sock.close(closing)
+			return
+		}
+		if recheck {
+			if _, err := s.Verifier.Verify(sock.id.token); err != nil {
+				sock.close(&ending{code: CloseAccessRevoked, reason: "Access revoked", note: "live status: token revoked, disconnected"})
+				return
+			}
+		}
+		msgs, cut := sock.session.Take(sock.msgs[:0])
+		for _, m := range msgs {
+			if !sock.write(m) {
+				return
+			}
+		}
+		clear(msgs)
+		if cap(msgs) <= keptMessages {
+			sock.msgs = msgs
+		} else {
+			sock.msgs = nil
+		}
+		if cut {
+			sock.close(&ending{code: closeTooSlow, reason: "Client too slow", note: "live status: client too slow, disconnected"})
+			return
+		}
+		if ping {
+			if err := sock.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout())); err != nil {
+				sock.broken()
+				return
+			}
+			sock.pinger.Reset(s.pingInterval())
+		}
+
+		sock.mu.Lock()
+		if !sock.again {
+			sock.writing = false
+			sock.mu.Unlock()
+			return
+		}
+		sock.mu.Unlock()
+	}
+}
+
+// write sends one message; false means the connection is broken and done with. A message every
+// client gets alike goes out as the frame made for the first; a list is encoded here.
+func (sock *socket) write(m app.StatusMessage) bool {
+	s := sock.status
+	var err error
+	_ = sock.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
+	if m.Shared == nil {
+		var body []byte
+		if body, err = json.Marshal(toStatusMessage(m)); err != nil {
+			s.Log.ErrorContext(sock.ctx, "live status: encoding a message", "err", err)
+			return true
+		}
+		err = sock.conn.WriteMessage(websocket.TextMessage, body)
+	} else {
+		encoded := m.Shared.Encoded(m, prepareStatusMessage)
+		pm, ok := encoded.(*websocket.PreparedMessage)
+		if !ok {
+			s.Log.ErrorContext(sock.ctx, "live status: encoding a message", "err", encoded)
+			return true
+		}
+		err = sock.conn.WritePreparedMessage(pm)
+	}
+	if err != nil {
+		if sock.ctx.Err() == nil {
+			s.Log.InfoContext(sock.ctx, "live status: client did not take a message, disconnected", "err", err)
+		}
+		sock.broken()
 		return false
 	}
 	return true
 }
 
-// close says why the server ends the connection; best effort, the client may be gone already.
-func (s *VMStatus) close(conn *websocket.Conn, code int, reason string) {
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+// prepareStatusMessage is a message as it goes on the wire to every client (a
+// *websocket.PreparedMessage), or the error that prevented it.
+func prepareStatusMessage(m app.StatusMessage) any {
+	body, err := json.Marshal(toStatusMessage(m))
+	if err != nil {
+		return err
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, body)
+	if err != nil {
+		return err
+	}
+	return pm
+}
+
+// close says why the server ends the connection (best effort: the client may be gone already) and
+// ends it, which ends the reader.
+func (sock *socket) close(c *ending) {
+	if c.note != "" {
+		sock.status.Log.InfoContext(sock.ctx, c.note, "user_id", sock.id.viewer.UserID)
+	}
+	_ = sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
+	sock.broken()
+}
+
+// broken ends the connection after a failed write or a close: the reader ends with it.
+func (sock *socket) broken() {
+	sock.mu.Lock()
+	sock.shut, sock.writing = true, false
+	sock.mu.Unlock()
+	_ = sock.conn.NetConn().Close()
+}
+
+// finish tears the socket down once its reader ended (err): no writer starts any more, the one
+// running ends, and a client that vanished without a close frame is told why, if nothing was.
+func (sock *socket) finish(err error) {
+	sock.mu.Lock()
+	sock.done = true
+	sock.mu.Unlock()
+	sock.writers.Wait()
+	if sock.pinger != nil {
+		sock.pinger.Stop()
+		sock.expiry.Stop()
+	}
+	var closed *websocket.CloseError
+	if !sock.shut && !errors.As(err, &closed) {
+		// No close frame: the client vanished or stopped answering pings.
+		sock.close(&ending{code: closeNoAnswer, reason: "No answer to ping"})
+	}
+	if sock.session != nil {
+		sock.session.Close()
+	}
+	sock.status.sockets.close(sock.slot)
+	_ = sock.conn.Close()
 }
 
 // The wire messages (/ws/vm-status in docs/openapi.yaml).

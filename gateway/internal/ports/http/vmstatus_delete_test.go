@@ -71,7 +71,7 @@ func TestVMStatus_OneDeletion_ReachesEverySocketWithoutAskingVMService(t *testin
 		conn, _ := g.connect(t, userToken)
 		users = append(users, conn)
 	}
-	adm, _ := g.connect(t, g.issuer.Token(t, adminID, authn.RoleAdmin))
+	adm, _ := g.connect(t, g.issuer.Token(t, adminID, authn.RoleAdmin)+askAll)
 	other, _ := g.connect(t, g.issuer.Token(t, userB, authn.RoleUser))
 	connects := g.vms.listCalls()
 	if connects[userA] != sockets || connects[adminID] != 1 || connects[userB] != 1 {

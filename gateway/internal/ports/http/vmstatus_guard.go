@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -20,10 +19,12 @@ const DefaultMaxPerUser = 20
 const closeTooMany = websocket.ClosePolicyViolation
 
 // CheckOrigin refuses the upgrade with 403 unless the browser page asking for it may: its Origin is
-// one of AllowedOrigins (LIMEN_CORS_ORIGINS, with the CORS middleware's `scheme://*.domain`
-// wildcards), or the page came from the gateway itself (the Origin's host is the request's host). A
-// request without Origin is not a browser's and passes; the token still decides. Without this check
-// any site a user visits could open the socket with their token-bearing session and read their VMs.
+// one of AllowedOrigins (LIMEN_CORS_ORIGINS, read as CORS reads them), or the page came from the
+// gateway itself (the Origin's host is the request's host). A request without Origin is not a
+// browser's and passes; the token still decides. CORS does not guard WebSockets, and the browser
+// sends the session cookie with the upgrade: without this check another page of the same site
+// (another port, a sibling subdomain; SameSite stops only other sites) could open the socket as the
+// user and read their VMs.
 func (s *VMStatus) CheckOrigin(c *fiber.Ctx) error {
 	origin := c.Get(fiber.HeaderOrigin)
 	if origin == "" || s.originAllowed(origin, c) {
@@ -32,29 +33,19 @@ func (s *VMStatus) CheckOrigin(c *fiber.Ctx) error {
 	return web.NewError(http.StatusForbidden, "Origin not allowed")
 }
 
-func (s *VMStatus) originAllowed(origin string, c *fiber.Ctx) bool {
-	u, err := url.Parse(strings.ToLower(strings.TrimSpace(origin)))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return false // "null" (a sandboxed or file: page) included
+func (s *VMStatus) originAllowed(header string, c *fiber.Ctx) bool {
+	o, ok := parseOrigin(header)
+	if !ok {
+		return false
 	}
-	normalized := u.Scheme + "://" + u.Host
-	for _, allowed := range s.AllowedOrigins {
-		allowed = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(allowed)), "/")
-		if allowed == normalized {
-			return true
-		}
-		// https://*.example.com: any subdomain, as the CORS middleware reads it.
-		if scheme, domain, ok := strings.Cut(allowed, "://*."); ok && u.Scheme == scheme &&
-			strings.HasSuffix(u.Host, "."+domain) && len(u.Host) > len(domain)+1 {
-			return true
-		}
+	if o.listedIn(s.AllowedOrigins) {
+		return true
 	}
 	// Same origin: the page was served under the host this request is addressed to (as the client
 	// sent it, or as a trusted proxy in front of the gateway passed it on).
-	originHost := withoutDefaultPort(u.Host, u.Scheme)
+	originHost := withoutDefaultPort(o.host, o.scheme)
 	for _, host := range []string{string(c.Request().Host()), web.ClientOf(c).Host} {
-		if host != "" && withoutDefaultPort(strings.ToLower(host), u.Scheme) == originHost {
+		if host != "" && withoutDefaultPort(strings.ToLower(host), o.scheme) == originHost {
 			return true
 		}
 	}
@@ -75,29 +66,27 @@ type userSockets struct {
 	byUser map[int64][]*socketSlot
 }
 
-// socketSlot is one open socket's place; evicted is closed when a newer socket of its user takes it,
-// recheck is signalled when the user's tokens may have been revoked.
+// socketSlot is one open socket's place.
 type socketSlot struct {
-	user    int64
-	evicted chan struct{}
-	recheck chan struct{}
+	user   int64
+	socket *socket
 }
 
-// open registers a new socket of user; beyond max, the user's oldest ones are evicted. Registration and
+// open registers a new socket; beyond max, its user's oldest ones are closed. Registration and
 // eviction happen under one lock, so any number of parallel connects leaves exactly max sockets.
-func (u *userSockets) open(user int64, max int) *socketSlot {
-	slot := &socketSlot{user: user, evicted: make(chan struct{}), recheck: make(chan struct{}, 1)}
+func (u *userSockets) open(sock *socket, max int) *socketSlot {
+	slot := &socketSlot{user: sock.id.viewer.UserID, socket: sock}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.byUser == nil {
 		u.byUser = map[int64][]*socketSlot{}
 	}
-	list := append(u.byUser[user], slot)
+	list := append(u.byUser[slot.user], slot)
 	for len(list) > max {
-		close(list[0].evicted)
+		list[0].socket.shutDown(closeTooMany, "Too many connections", "live status: user opened too many sockets, oldest closed")
 		list = slices.Delete(list, 0, 1)
 	}
-	u.byUser[user] = list
+	u.byUser[slot.user] = list
 	return slot
 }
 
@@ -106,9 +95,17 @@ func (u *userSockets) notify(user int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, slot := range u.byUser[user] {
-		select {
-		case slot.recheck <- struct{}{}:
-		default: // a check is pending already
+		slot.socket.requestRecheck()
+	}
+}
+
+// each calls f with every open socket.
+func (u *userSockets) each(f func(*socket)) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, list := range u.byUser {
+		for _, slot := range list {
+			f(slot.socket)
 		}
 	}
 }

@@ -170,6 +170,9 @@ func startLiveGateway(t *testing.T, opts liveOptions) *liveGateway {
 	return &liveGateway{addr: ln.Addr().String(), issuer: issuer, hub: hub, vms: vms, revoked: revoked, broker: cluster.ListenAddrs(), stop: cancel}
 }
 
+// askAll follows a token in the socket's query: an admin's socket then shows everyone's VMs.
+const askAll = "&all=true"
+
 func (g *liveGateway) dial(t *testing.T, token string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	conn, resp, err := websocket.DefaultDialer.Dial("ws://"+g.addr+porthttp.VMStatusPath+"?token="+token, nil)
@@ -330,15 +333,26 @@ func TestVMStatus_BearerHeaderIsAccepted_PlainGETNeedsAnUpgrade(t *testing.T) {
 	}
 }
 
-func TestVMStatus_UserGetsOwnListAndOwnUpdates_AdminGetsEveryones(t *testing.T) {
+func TestVMStatus_UserGetsOwnListAndOwnUpdates_AdminGetsEveryonesAskingForAll(t *testing.T) {
 	g := startLiveGateway(t, liveOptions{})
 	user, list := g.connect(t, g.issuer.Token(t, userA, authn.RoleUser))
 	if got := uuidsOf(list.VMs); len(got) != 2 || got[0] != vmA || got[1] != vmA2 {
 		t.Fatalf("user's list: %v", got)
 	}
-	adm, adminList := g.connect(t, g.issuer.Token(t, adminID, authn.RoleAdmin))
+	// A user asking for all still gets their own.
+	userAll, list := g.connect(t, g.issuer.Token(t, userA, authn.RoleUser)+askAll)
+	if got := uuidsOf(list.VMs); len(got) != 2 {
+		t.Fatalf("user's list asking for all: %v", got)
+	}
+	adminToken := g.issuer.Token(t, adminID, authn.RoleAdmin)
+	adm, adminList := g.connect(t, adminToken+askAll)
 	if len(adminList.VMs) != 3 {
 		t.Fatalf("admin's list: %v", uuidsOf(adminList.VMs))
+	}
+	// Not asking for all, the admin's socket is their own VMs (they own none), as GET /api/vms.
+	admOwn, ownList := g.connect(t, adminToken)
+	if len(ownList.VMs) != 0 {
+		t.Fatalf("admin's own list: %v", uuidsOf(ownList.VMs))
 	}
 
 	g.update(t, vmB, userB, 1, "Running")
@@ -359,8 +373,14 @@ func TestVMStatus_UserGetsOwnListAndOwnUpdates_AdminGetsEveryones(t *testing.T) 
 	if !seen[vmA] || !seen[vmB] {
 		t.Fatalf("admin saw %v", seen)
 	}
-	// Both events have reached the hub (the admin got them): B's must not follow for A.
+	if m := read(t, userAll); m.Type != "vm_update" || m.VM["uuid"] != vmA {
+		t.Fatalf("user asking for all got %+v", m)
+	}
+	// Both events have reached the hub (the admin got them): B's must not follow for A, and neither
+	// reaches the admin's own socket.
 	readNothing(t, user, 200*time.Millisecond)
+	readNothing(t, userAll, 100*time.Millisecond)
+	readNothing(t, admOwn, 100*time.Millisecond)
 }
 
 func TestVMStatus_StaleAndRepeatedUpdatesAreDropped(t *testing.T) {
@@ -444,7 +464,7 @@ func TestVMStatus_ShutdownClosesWith1001(t *testing.T) {
 
 func TestVMStatus_ClientThatDoesNotAnswerPingsIsClosed_OthersUnaffected(t *testing.T) {
 	g := startLiveGateway(t, liveOptions{ping: 100 * time.Millisecond})
-	admin := g.issuer.Token(t, adminID, authn.RoleAdmin)
+	admin := g.issuer.Token(t, adminID, authn.RoleAdmin) + askAll
 	mute, _ := g.connect(t, admin) // never reads again, so never answers a ping
 	live, _ := g.connect(t, admin)
 	// The live client reads continuously, which answers pings.
@@ -485,7 +505,7 @@ func TestVMStatus_ClientThatDoesNotAnswerPingsIsClosed_OthersUnaffected(t *testi
 
 func TestVMStatus_SlowClientIsCutWithoutDelayingOthers(t *testing.T) {
 	g := startLiveGateway(t, liveOptions{queue: 4, writeWait: 500 * time.Millisecond})
-	admin := g.issuer.Token(t, adminID, authn.RoleAdmin)
+	admin := g.issuer.Token(t, adminID, authn.RoleAdmin) + askAll
 	slow, _ := g.connect(t, admin) // stops reading: its socket buffers fill, then its queue
 	fast, _ := g.connect(t, admin)
 

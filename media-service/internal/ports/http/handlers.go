@@ -9,23 +9,35 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"limen/libs/authn"
+	"limen/libs/contract"
 	"limen/libs/web"
 	"limen/media-service/internal/app"
 )
+
+// Config is what the port needs besides the use cases.
+type Config struct {
+	Verifier *authn.Verifier
+	// InternalToken is the shared secret peer services present on /internal routes.
+	InternalToken string
+}
 
 type handlers struct {
 	app app.Application
 }
 
 // Mount adds media-service's routes to fiberApp.
-func Mount(fiberApp *fiber.App, application app.Application, verifier *authn.Verifier) {
+func Mount(fiberApp *fiber.App, application app.Application, cfg Config) {
 	h := handlers{app: application}
-	api := fiberApp.Group("/api/vms", authn.RequireToken(verifier))
+	api := fiberApp.Group("/api/vms", authn.RequireToken(cfg.Verifier))
 	api.Get("/isos", h.listISOs)
 	api.Post("/isos", authn.RequireAdmin(), h.uploadISO)
 	api.Delete("/isos/:name", authn.RequireAdmin(), h.deleteISO)
 	api.Get("/:ref/media", h.getMedia)
 	api.Post("/:ref/media", h.changeMedia)
+
+	// The token guards the whole prefix, so even an unknown internal path tells a stranger nothing.
+	fiberApp.Use(contract.InternalPrefix, authn.RequireServiceToken(cfg.InternalToken))
+	fiberApp.Post(contract.InternalEjectRoute, h.internalEject)
 }
 
 func callerOf(c *fiber.Ctx) app.Caller {

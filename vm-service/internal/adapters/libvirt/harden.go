@@ -11,10 +11,11 @@ import (
 )
 
 // Harden brings the definitions of this installation's VMs made by earlier versions up to today's:
-// a display on TCP moves to a unix socket and, with the isolated network configured, a plain
-// user-mode NIC (which reaches the host's loopback) becomes the restricted one. It changes the
-// persistent definition only, so a running VM keeps its devices until its next start. It returns
-// the VMs it changed.
+// a display on TCP moves to a unix socket (or, with DisplayListen, to that address with a password),
+// a VM without a serial line gets one (for its serial console) and, with the isolated network
+// configured, a plain user-mode NIC (which reaches the host's loopback) becomes the restricted one.
+// It changes the persistent definition only, so a running VM keeps its devices until its next start.
+// It returns the VMs it changed.
 func (h *Hypervisor) Harden(ctx context.Context) ([]uuid.UUID, error) {
 	l, err := h.client()
 	if err != nil {
@@ -60,10 +61,14 @@ func (h *Hypervisor) Harden(ctx context.Context) ([]uuid.UUID, error) {
 func (h *Hypervisor) harden(def *libvirtxml.Domain, id uuid.UUID) bool {
 	changed := false
 	for i, g := range def.Devices.Graphics {
-		if g.VNC != nil && !onSocketOnly(g.VNC) {
-			def.Devices.Graphics[i].VNC = socketDisplay()
+		if g.VNC != nil && !h.displayHardened(g.VNC) {
+			def.Devices.Graphics[i].VNC = h.display()
 			changed = true
 		}
+	}
+	if len(def.Devices.Serials) == 0 && len(def.Devices.Consoles) == 0 {
+		def.Devices.Serials, def.Devices.Consoles = serialConsole()
+		changed = true
 	}
 	if h.cfg.Network != NetworkIsolated {
 		return changed
@@ -80,18 +85,6 @@ func (h *Hypervisor) harden(def *libvirtxml.Domain, id uuid.UUID) bool {
 	def.Devices.Interfaces = kept
 	if def.QEMUCommandline == nil {
 		def.QEMUCommandline = isolatedNIC(id)
-	}
-	return true
-}
-
-func onSocketOnly(vnc *libvirtxml.DomainGraphicVNC) bool {
-	if vnc.Port > 0 || vnc.AutoPort == "yes" || vnc.Listen != "" || vnc.WebSocket != 0 || len(vnc.Listeners) == 0 {
-		return false
-	}
-	for _, listener := range vnc.Listeners {
-		if listener.Socket == nil {
-			return false
-		}
 	}
 	return true
 }

@@ -30,6 +30,9 @@ type Config struct {
 	Network string
 	// Installation tags the domains this installation defines (see OwnedSince).
 	Installation string
+	// DisplayListen, when set, puts displays on TCP at this address of the libvirt host, with a
+	// password, instead of on a unix socket (see display).
+	DisplayListen string
 }
 
 // Hypervisor implements app.Hypervisor.
@@ -57,11 +60,6 @@ func (h *Hypervisor) ensurePool() error {
 	return err
 }
 
-// socketDisplay is VNC on a unix socket that libvirt names in the domain's private directory.
-func socketDisplay() *libvirtxml.DomainGraphicVNC {
-	return &libvirtxml.DomainGraphicVNC{Listeners: []libvirtxml.DomainGraphicListener{{Socket: &libvirtxml.DomainGraphicListenerSocket{}}}}
-}
-
 func volumeName(id uuid.UUID) string { return id.String() + ".qcow2" }
 
 // domainDefinition is the VM's domain: q35, virtio disk, empty SATA CD-ROM, VNC on a unix socket.
@@ -76,7 +74,7 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 		Memory:   &libvirtxml.DomainMemory{Unit: "MiB", Value: uint(spec.MemoryMiB)},
 		VCPU:     &libvirtxml.DomainVCPU{Value: uint(spec.CPU)},
 		OS: &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"},
-			BootDevices: []libvirtxml.DomainBootDevice{{Dev: "hd"}, {Dev: "cdrom"}}},
+			BootDevices: bootDevices(domain.DefaultBootOrder)},
 		// ACPI is what a graceful shutdown needs.
 		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
 		OnCrash:  "destroy",
@@ -91,13 +89,16 @@ func (h *Hypervisor) domainDefinition(spec app.MachineSpec) (string, error) {
 					Target:   &libvirtxml.DomainDiskTarget{Dev: contract.CDROMTarget, Bus: contract.CDROMBus},
 					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
-			// On a unix socket in the domain's private directory that libvirt names, never on TCP: a
-			// guest (which reaches 127.0.0.1 through user networking unless restricted) or another
-			// local user could otherwise watch and type into every VM's screen.
-			Graphics: []libvirtxml.DomainGraphic{{VNC: socketDisplay()}},
+			// On a unix socket in the domain's private directory that libvirt names, never on TCP
+			// without a password: a guest (which reaches 127.0.0.1 through user networking unless
+			// restricted) or another local user could otherwise watch and type into every VM's screen.
+			Graphics: []libvirtxml.DomainGraphic{{VNC: h.display()}},
 			Inputs:   []libvirtxml.DomainInput{{Type: "tablet", Bus: "usb"}},
+			// A guest with a balloon driver reports the memory it uses every 5 s (the VM's stats).
+			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "virtio", Stats: &libvirtxml.DomainMemBalloonStats{Period: 5}},
 		},
 	}
+	d.Devices.Serials, d.Devices.Consoles = serialConsole()
 	switch h.cfg.Network {
 	case NetworkNone, "":
 	case NetworkIsolated:

@@ -84,14 +84,13 @@ func TestEveryCallHasADeadline(t *testing.T) {
 	ctx := context.Background() // no deadline of its own
 	repo := postgres.NewVMs(pool, outbox.NewWriter("vm-service"), 15*time.Second)
 	replica := postgres.NewReplica(pool, "h", 15*time.Second)
-	admit := func(domain.Usage) error { return nil }
 
 	vm := newVM(t, 1, "a")
 	steps := map[string]func() error{}
 	order := []string{"Installation", "Beat", "Add", "Usage", "Get by id", "Get by uuid", "List", "List owner", "NameTaken", "Update", "Remove", "ReleaseDead", "Leave"}
 	steps["Installation"] = func() error { _, err := postgres.Installation(ctx, pool); return err }
 	steps["Beat"] = func() error { return replica.Beat(ctx) }
-	steps["Add"] = func() error { return repo.Add(ctx, vm, admit) }
+	steps["Add"] = func() error { return repo.Add(ctx, vm) }
 	steps["Usage"] = func() error { _, err := repo.Usage(ctx, 1); return err }
 	steps["Get by id"] = func() error { _, err := repo.Get(ctx, domain.Ref{ID: vm.ID}); return err }
 	steps["Get by uuid"] = func() error { _, err := repo.Get(ctx, domain.ByUUID(vm.UUID)); return err }
@@ -152,7 +151,7 @@ func TestTaskClaims_LiveWithTheirProcess(t *testing.T) {
 	}
 	vm, legacy := newVM(t, 1, "claimed"), newVM(t, 1, "legacy")
 	for _, v := range []*domain.VM{vm, legacy} {
-		if err := repo.Add(ctx, v, func(domain.Usage) error { return nil }); err != nil {
+		if err := repo.Add(ctx, v); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -35,7 +35,7 @@ func NewVMs(pool *pgxpool.Pool, events *outbox.Writer, taskLease time.Duration) 
 }
 
 const vmColumns = `id, uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status, status_reason, host,
-	task, task_since, version, created_at, updated_at, task_owner`
+	task, task_since, version, created_at, updated_at, task_owner, boot_order`
 
 // taskLive is true for a VM's task whose process still heartbeats, judged by the database's clock so
 // replicas' clocks never matter. A task claimed before claims named their process has no owner and
@@ -49,19 +49,19 @@ func taskLive(lease time.Duration) string {
 
 func scanVM(row pgx.Row) (*domain.VM, error) {
 	var vm domain.VM
-	var status, task string
+	var status, task, bootOrder string
 	var taskSince *time.Time
 	var taskOwner *uuid.UUID
 	err := row.Scan(&vm.ID, &vm.UUID, &vm.OwnerID, &vm.Name, &vm.CPU, &vm.MemoryMiB, &vm.OSType, &vm.DiskGB,
 		&status, &vm.StatusReason, &vm.Host, &task, &taskSince, &vm.Version, &vm.CreatedAt, &vm.UpdatedAt,
-		&taskOwner, &vm.TaskLive)
+		&taskOwner, &bootOrder, &vm.TaskLive)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domain.ErrVMNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	vm.Status, vm.Task = domain.Status(status), domain.Action(task)
+	vm.Status, vm.Task, vm.BootOrder = domain.Status(status), domain.Action(task), domain.BootOrder(bootOrder)
 	if taskSince != nil {
 		vm.TaskSince = *taskSince
 	}
@@ -71,26 +71,15 @@ func scanVM(row pgx.Row) (*domain.VM, error) {
 	return &vm, nil
 }
 
-func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
+func (r *VMs) Add(ctx context.Context, vm *domain.VM) error {
 	ctx, cancel := pgdb.Deadline(ctx)
 	defer cancel()
 	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
-		// One owner's creates take turns from here to commit, so each sees the others' VMs.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('limen-vm-owner:' || $1::bigint, 0))`, vm.OwnerID); err != nil {
-			return err
-		}
-		used, err := usage(ctx, tx, vm.OwnerID)
-		if err != nil {
-			return err
-		}
-		if err := admit(used); err != nil {
-			return err
-		}
-		err = tx.QueryRow(ctx, `INSERT INTO vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status,
-			status_reason, host, version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		err := tx.QueryRow(ctx, `INSERT INTO vms (uuid, owner_id, name, cpu, memory_mib, os_type, disk_gb, status,
+			status_reason, host, version, created_at, updated_at, boot_order)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
 			vm.UUID, vm.OwnerID, vm.Name, vm.CPU, vm.MemoryMiB, vm.OSType, vm.DiskGB, string(vm.Status),
-			vm.StatusReason, vm.Host, vm.Version, vm.CreatedAt, vm.UpdatedAt).Scan(&vm.ID)
+			vm.StatusReason, vm.Host, vm.Version, vm.CreatedAt, vm.UpdatedAt, string(vm.BootOrder)).Scan(&vm.ID)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.ConstraintName == "vms_owner_name_key" {
 			return domain.ErrNameTaken
@@ -105,14 +94,8 @@ func (r *VMs) Add(ctx context.Context, vm *domain.VM, admit func(domain.Usage) e
 func (r *VMs) Usage(ctx context.Context, ownerID int64) (domain.Usage, error) {
 	ctx, cancel := pgdb.Deadline(ctx)
 	defer cancel()
-	return usage(ctx, r.pool, ownerID)
-}
-
-func usage(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, ownerID int64) (domain.Usage, error) {
 	var u domain.Usage
-	err := q.QueryRow(ctx, `SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory_mib), 0) FROM vms WHERE owner_id = $1`,
+	err := r.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory_mib), 0) FROM vms WHERE owner_id = $1`,
 		ownerID).Scan(&u.VMs, &u.CPU, &u.MemoryMiB)
 	return u, err
 }
@@ -156,34 +139,43 @@ func (r *VMs) Update(ctx context.Context, id uuid.UUID, change func(*domain.VM) 
 	var vm *domain.VM
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		var err error
-		if vm, err = scanVM(tx.QueryRow(ctx, `SELECT `+r.columns+` FROM vms WHERE uuid = $1 FOR UPDATE`, id)); err != nil {
-			return err
-		}
-		before := vm.Version
-		if err := change(vm); err != nil {
-			return err
-		}
-		var taskSince *time.Time
-		var taskOwner *uuid.UUID
-		if vm.Task != "" {
-			taskSince = &vm.TaskSince
-			if vm.TaskOwner != uuid.Nil {
-				taskOwner = &vm.TaskOwner
-			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE vms SET cpu = $2, memory_mib = $3, status = $4, status_reason = $5, host = $6,
-			task = $7, task_since = $8, version = $9, updated_at = $10, task_owner = $11 WHERE id = $1`,
-			vm.ID, vm.CPU, vm.MemoryMiB, string(vm.Status), vm.StatusReason, vm.Host, string(vm.Task), taskSince,
-			vm.Version, vm.UpdatedAt, taskOwner); err != nil {
-			return err
-		}
-		if vm.Version == before {
-			return nil
-		}
-		return r.publish(ctx, tx, contract.TypeVMUpdated, vm, vm.Version)
+		vm, err = r.update(ctx, tx, id, change)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return vm, nil
+}
+
+// update is Update within tx, for changes that write more than the VM in the same transaction.
+func (r *VMs) update(ctx context.Context, tx pgx.Tx, id uuid.UUID, change func(*domain.VM) error) (*domain.VM, error) {
+	vm, err := scanVM(tx.QueryRow(ctx, `SELECT `+r.columns+` FROM vms WHERE uuid = $1 FOR UPDATE`, id))
+	if err != nil {
+		return nil, err
+	}
+	before := vm.Version
+	if err := change(vm); err != nil {
+		return nil, err
+	}
+	var taskSince *time.Time
+	var taskOwner *uuid.UUID
+	if vm.Task != "" {
+		taskSince = &vm.TaskSince
+		if vm.TaskOwner != uuid.Nil {
+			taskOwner = &vm.TaskOwner
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE vms SET cpu = $2, memory_mib = $3, status = $4, status_reason = $5, host = $6,
+		task = $7, task_since = $8, version = $9, updated_at = $10, task_owner = $11, boot_order = $12 WHERE id = $1`,
+		vm.ID, vm.CPU, vm.MemoryMiB, string(vm.Status), vm.StatusReason, vm.Host, string(vm.Task), taskSince,
+		vm.Version, vm.UpdatedAt, taskOwner, string(vm.BootOrder)); err != nil {
+		return nil, err
+	}
+	if vm.Version != before {
+		if err := r.publish(ctx, tx, contract.TypeVMUpdated, vm, vm.Version); err != nil {
+			return nil, err
+		}
 	}
 	return vm, nil
 }

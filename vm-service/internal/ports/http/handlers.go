@@ -3,9 +3,10 @@
 package http
 
 import (
-	"crypto/subtle"
+	"fmt"
 	"net/http"
-	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -21,27 +22,42 @@ type Config struct {
 	Verifier *authn.Verifier
 	// InternalToken is the shared secret peer services present on /internal routes.
 	InternalToken string
+	// ActionWait is how long an action request waits for the action's end; then it is answered 202
+	// and the action goes on (zero: until it ends).
+	ActionWait time.Duration
 }
 
 type handlers struct {
-	app app.Application
+	app        app.Application
+	actionWait time.Duration
 }
 
 // Mount adds vm-service's routes to fiberApp.
 func Mount(fiberApp *fiber.App, application app.Application, cfg Config) {
-	h := handlers{app: application}
+	h := handlers{app: application, actionWait: cfg.ActionWait}
 	api := fiberApp.Group("/api/vms", authn.RequireToken(cfg.Verifier))
 	api.Get("/os-types", h.osTypes)
+	// Before /:ref, which would take "stats" for a VM reference.
+	api.Get("/stats", h.listStats)
 	api.Get("/", h.list)
 	api.Post("/", h.create)
 	api.Get("/:ref", h.get)
 	api.Post("/:ref/action", h.action)
+	api.Get("/:ref/boot-order", h.getBootOrder)
+	api.Post("/:ref/boot-order", h.setBootOrder)
+	api.Post("/:ref/finalize-install", h.finalizeInstall)
 	api.Delete("/:ref", h.delete)
+	h.mountSnapshots(api, fiberApp.Group("/api/snapshots", authn.RequireToken(cfg.Verifier)))
+	api.Get("/:ref/console", h.console)
+	api.Get("/:ref/stats", h.stats)
 
 	// The token guards the whole prefix, so even an unknown internal path tells a stranger nothing.
-	fiberApp.Use(contract.InternalPrefix, requireServiceToken(cfg.InternalToken))
+	fiberApp.Use(contract.InternalPrefix, authn.RequireServiceToken(cfg.InternalToken))
 	fiberApp.Get(contract.InternalVMRoute, h.internalGet)
 	fiberApp.Get(contract.InternalOwnerUsageRoute, h.internalUsage)
+	fiberApp.Get(contract.InternalOwnersUsageRoute, h.internalOwnersUsage)
+	fiberApp.Get(contract.InternalOwnerVMsRoute, h.internalOwnerVMs)
+	fiberApp.Get(contract.InternalConsoleRoute, h.internalConsole)
 }
 
 func callerOf(c *fiber.Ctx) app.Caller {
@@ -126,21 +142,26 @@ func (h handlers) action(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx, caller := c.UserContext(), callerOf(c)
+	ctx, caller, wait := c.UserContext(), callerOf(c), h.actionWait
 	var vm *domain.VM
 	switch action {
 	case domain.ActionDelete:
-		vm, err = h.app.Commands.DeleteVM.Handle(ctx, app.DeleteVM{Caller: caller, Ref: ref})
+		vm, err = h.app.Commands.DeleteVM.Handle(ctx, app.DeleteVM{Caller: caller, Ref: ref, Wait: wait})
 	case domain.ActionUpdate:
 		// One of cpu and memory may be left out: the other is kept (refused when both are missing).
-		vm, err = h.app.Commands.ResizeVM.Handle(ctx, app.ResizeVM{Caller: caller, Ref: ref, CPU: in.CPU, MemoryMiB: in.Memory})
+		vm, err = h.app.Commands.ResizeVM.Handle(ctx, app.ResizeVM{Caller: caller, Ref: ref, CPU: in.CPU, MemoryMiB: in.Memory, Wait: wait})
 	default:
-		vm, err = h.app.Commands.ChangePower.Handle(ctx, app.ChangePower{Caller: caller, Ref: ref, Action: action})
+		vm, err = h.app.Commands.ChangePower.Handle(ctx, app.ChangePower{Caller: caller, Ref: ref, Action: action, Wait: wait})
 	}
 	if err != nil {
 		return err
 	}
-	return c.JSON(actionResponse{Message: actionMessages[action], VM: app.ViewOf(vm)})
+	if vm.Busy() {
+		// Not done within the wait: the action goes on, the VM shows its task until a change ends it.
+		return c.Status(http.StatusAccepted).JSON(actionResponse{VMView: app.ViewOf(vm),
+			Message: fmt.Sprintf("VM %s in progress", strings.ReplaceAll(string(action), "_", " "))})
+	}
+	return c.JSON(actionResponse{VMView: app.ViewOf(vm), Message: actionMessages[action]})
 }
 
 func (h handlers) delete(c *fiber.Ctx) error {
@@ -164,30 +185,17 @@ func (h handlers) internalGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(contract.InternalVM{ID: vm.ID, UUID: vm.UUID.String(), Name: vm.Name, OwnerID: vm.OwnerID,
-		Status: string(vm.Status), Host: vm.Host, CPU: vm.CPU, Memory: vm.MemoryMiB})
+	return c.JSON(internalVM(vm))
 }
 
 func (h handlers) internalUsage(c *fiber.Ctx) error {
-	owner, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || owner <= 0 {
-		return web.NewError(http.StatusBadRequest, "Invalid user id: "+c.Params("id"))
+	owner, err := ownerID(c.Params("id"))
+	if err != nil {
+		return err
 	}
 	usage, err := h.app.Queries.OwnerUsage.Handle(c.UserContext(), app.OwnerUsage{OwnerID: owner})
 	if err != nil {
 		return err
 	}
 	return c.JSON(contract.OwnerUsage{VMs: usage.VMs, CPU: usage.CPU, Memory: usage.MemoryMiB})
-}
-
-// requireServiceToken admits peer services that present the shared internal token. With no token
-// configured the internal API is closed, never open.
-func requireServiceToken(token string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		got := authn.BearerToken(c.Get(fiber.HeaderAuthorization))
-		if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return web.Unauthorized()
-		}
-		return c.Next()
-	}
 }

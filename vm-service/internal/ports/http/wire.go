@@ -18,9 +18,10 @@ type actionRequest struct {
 	Memory *int    `json:"memory"`
 }
 
+// actionResponse is the VM as GET shows it, with what was done (or is being done).
 type actionResponse struct {
-	Message string     `json:"message"`
-	VM      app.VMView `json:"vm"`
+	app.VMView
+	Message string `json:"message"`
 }
 
 type deleteResponse struct {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Live status benchmark: 1,000, 5,000 and 10,000 authenticated /ws/vm-status sockets on one gateway,
+# spread over 100 users and a few admins, while VM events are published to the broker at 1,000 a
+# second for 30 s (see deployments/bench/wsbench). Per stage: the gateway's RSS, Go heap and stacks,
+# and goroutines per idle socket; the produce → client latency of every message (p50, p99, max); the
+# messages dropped for clients that kept up and the clients that did not keep up that the gateway
+# disconnected; the gateway's CPU while publishing.
+#
+#   WS_STAGES (1000,5000,10000)  WS_RATE (1000)  WS_DURATION (30s)  WS_ARGS: more wsbench flags
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+# shellcheck source=deployments/bench/lib.sh
+source "$ROOT/deployments/bench/lib.sh"
+
+# Two descriptors per socket (the gateway's and the client's, in two processes), and some to spare.
+ulimit -n "$(ulimit -Hn)"
+stages=${WS_STAGES:-1000,5000,10000}
+largest=$(tr ',' '\n' <<<"$stages" | sort -n | tail -1)
+if (($(ulimit -n) < largest + 1024)); then
+	echo "ulimit -n is $(ulimit -n) (hard limit): too few descriptors for $largest sockets" >&2
+	exit 1
+fi
+
+DIR=$(mktemp -d /tmp/limen-ws-bench.XXXXXX)
+BROKER_PID=
+cleanup() {
+	[[ -n "$BROKER_PID" ]] && kill "$BROKER_PID" 2>/dev/null
+	wait 2>/dev/null || true
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+go build -o "$DIR/gateway" ./gateway/cmd/gateway
+go build -o "$DIR/limen-broker" ./deployments/broker
+go build -o "$DIR/wsbench" ./deployments/bench/wsbench
+BROKER=127.0.0.1:$(free_port)
+LIMEN_KAFKA_ADDR=$BROKER "$DIR/limen-broker" 2>"$DIR/broker.log" &
+BROKER_PID=$!
+
+echo "live status sockets: events at ${WS_RATE:-1000}/s for ${WS_DURATION:-30s}, $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), per idle socket: gateway RSS, Go heap + stacks, goroutines"
+# shellcheck disable=SC2086 # WS_ARGS are words
+"$DIR/wsbench" -gateway "$DIR/gateway" -broker "$BROKER" -sockets "$stages" -rate "${WS_RATE:-1000}" \
+	-duration "${WS_DURATION:-30s}" ${WS_ARGS:-}
