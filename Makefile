@@ -136,6 +136,7 @@ bench:
 	bash deployments/bench/run.sh
 	bash deployments/bench/vms.sh
 	bash deployments/bench/media.sh
+	bash deployments/bench/quota.sh
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./vm-service/internal/service/
 	$(GO) test -run '^$$' -bench . ./libs/outbox/
 

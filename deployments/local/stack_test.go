@@ -94,6 +94,8 @@ func TestStack_RunLoginStop(t *testing.T) {
 		"LIMEN_LOG_TEE=0",
 		"LIMEN_CORS_ORIGINS="+browserOrigin,
 		fmt.Sprintf("LIMEN_HEALTH_TIMEOUT=%d", int(healthTimeout.Seconds())),
+		"LIMEN_QUOTA_RESERVATION_TTL="+quotaReservationTTL.String(),
+		"LIMEN_QUOTA_RECONCILE_INTERVAL="+quotaReconcileEvery.String(),
 	)
 	out, exited := &sh.out, sh.exited
 
@@ -144,6 +146,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// 4. The contract's VM and auth rules hold through the gateway (VMs first: the auth walk ends with
 	// failed logins that lock this client address out).
 	checkVMContract(t, "http://"+gwAddr, password)
+	checkQuota(t, "http://"+gwAddr, password, dataDir)
 	checkMediaContract(t, "http://"+gwAddr, password)
 	checkLiveStatus(t, "http://"+gwAddr, password)
 	checkRevocation(t, "http://"+gwAddr, password)

@@ -93,6 +93,10 @@ func Resolve(method, rawPath string) (Route, error) {
 			method == "GET" && p.at(2) == "jwks" || method == "DELETE" && p.at(2) == "session")
 		return Route{Upstream: UpstreamAuth, Public: public, Timeout: AuthTimeout}, nil
 	case "admin":
+		// Every user's quota is quota-service's; the rest of /api/admin is the accounts.
+		if rest >= 2 && p.at(2) == "quotas" {
+			return Route{Upstream: UpstreamQuota}, nil
+		}
 		return Route{Upstream: UpstreamAuth, Timeout: AuthTimeout}, nil
 	case "vms":
 		// /api/vms/isos is the ISO library, never a VM reference; /api/vms/{ref}/media is a VM's drive.

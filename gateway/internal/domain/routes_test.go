@@ -49,6 +49,7 @@ func TestResolve_ContractPaths(t *testing.T) {
 		{"POST", "/api/vms/550e8400-e29b-41d4-a716-446655440000/media", domain.UpstreamMedia, false},
 		{"GET", "/api/quota", domain.UpstreamQuota, false},
 		{"PUT", "/api/quota", domain.UpstreamQuota, false},
+		{"GET", "/api/admin/quotas", domain.UpstreamQuota, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

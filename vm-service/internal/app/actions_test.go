@@ -94,7 +94,7 @@ func TestForceStop_OverridesARunningStop(t *testing.T) {
 			t.Fatalf("%s during the stop: %v", a, err)
 		}
 	}
-	if _, err := (app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}).
+	if _, err := (app.ResizeVMHandler{Repo: w.repo, Quota: w.quota, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}).
 		Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 0)); err == nil {
 		t.Fatal("an update during the stop was accepted")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"limen/libs/contract"
+	"limen/libs/failure"
 	"limen/vm-service/internal/app"
 	"limen/vm-service/internal/domain"
 )
@@ -30,7 +31,7 @@ type memRepo struct {
 	dead map[uuid.UUID]bool
 	// afterList, when set, runs after each List has read the rows (to interleave other work).
 	afterList func()
-	// inTx is set while a callback runs inside the "transaction" (Add's admit, Update's change).
+	// inTx is set while a callback runs inside the "transaction" (Update's change).
 	inTx atomic.Bool
 	// down is a database out of reach: every call fails with errDown.
 	down atomic.Bool
@@ -54,7 +55,7 @@ func (r *memRepo) read(vm *domain.VM) *domain.VM {
 	return &c
 }
 
-func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage) error) error {
+func (r *memRepo) Add(_ context.Context, vm *domain.VM) error {
 	if err := r.reachable(); err != nil {
 		return err
 	}
@@ -62,12 +63,6 @@ func (r *memRepo) Add(_ context.Context, vm *domain.VM, admit func(domain.Usage)
 	defer r.mu.Unlock()
 	if r.failAdd != nil {
 		return r.failAdd
-	}
-	r.inTx.Store(true)
-	err := admit(r.usage(vm.OwnerID))
-	r.inTx.Store(false)
-	if err != nil {
-		return err
 	}
 	for _, o := range r.vms {
 		if o.OwnerID == vm.OwnerID && o.Name == vm.Name {
@@ -400,10 +395,123 @@ func (h *fakeHypervisor) States(context.Context) (map[uuid.UUID]domain.Status, e
 
 var errBoom = errors.New("boom")
 
-type fixedQuota domain.Limits
-
-func (q fixedQuota) LimitsFor(context.Context, int64) (domain.Limits, error) {
-	return domain.Limits(q), nil
+// fakeQuota is quota-service in memory: one set of limits for every user, usage as the committed VMs
+// plus the growth of the pending holds. Each call is also recorded in trace's call log, when set
+// ("quota.reserve", ...), so its order against the hypervisor's calls can be read.
+type fakeQuota struct {
+	mu      sync.Mutex
+	limits  domain.Usage
+	vms     map[uuid.UUID]heldVM
+	pending map[string]domain.QuotaChange
+	trace   *fakeHypervisor
+	// down is quota-service out of reach: every call fails as the client's do.
+	down atomic.Bool
 }
 
-var roomy = fixedQuota{VMs: 100, CPU: 100, MemoryMiB: 1 << 20}
+// heldVM is a committed VM as quota-service counts it.
+type heldVM struct {
+	owner          int64
+	cpu, memoryMiB int
+	version        int64
+}
+
+func newQuota(limits domain.Usage) *fakeQuota {
+	return &fakeQuota{limits: limits, vms: map[uuid.UUID]heldVM{}, pending: map[string]domain.QuotaChange{}}
+}
+
+func (q *fakeQuota) enter(call string) error {
+	if q.trace != nil {
+		q.trace.mu.Lock()
+		q.trace.call("quota." + call)
+		q.trace.mu.Unlock()
+	}
+	if q.down.Load() {
+		return fmt.Errorf("%w: connection refused", domain.ErrQuotaServiceDown)
+	}
+	q.mu.Lock()
+	return nil
+}
+
+// usage is what owner holds, the pending growth included.
+func (q *fakeQuota) usage(owner int64) domain.Usage {
+	var u domain.Usage
+	for _, v := range q.vms {
+		if v.owner == owner {
+			u.VMs, u.CPU, u.MemoryMiB = u.VMs+1, u.CPU+v.cpu, u.MemoryMiB+v.memoryMiB
+		}
+	}
+	for _, c := range q.pending {
+		if c.OwnerID == owner {
+			u.VMs, u.CPU, u.MemoryMiB = u.VMs+max(c.VMs, 0), u.CPU+max(c.CPU, 0), u.MemoryMiB+max(c.MemoryMiB, 0)
+		}
+	}
+	return u
+}
+
+func (q *fakeQuota) Reserve(_ context.Context, c domain.QuotaChange) error {
+	if err := q.enter("reserve"); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	if _, ok := q.pending[c.Key]; ok {
+		return nil
+	}
+	used := q.usage(c.OwnerID)
+	for _, r := range []struct {
+		name             string
+		used, add, limit int
+	}{{"vms", used.VMs, c.VMs, q.limits.VMs}, {"cpu", used.CPU, c.CPU, q.limits.CPU}, {"memory", used.MemoryMiB, c.MemoryMiB, q.limits.MemoryMiB}} {
+		if r.add > 0 && r.used+r.add > r.limit {
+			return failure.New(failure.Quota, fmt.Sprintf("Quota exceeded: %s %d/%d", r.name, r.used+r.add, r.limit))
+		}
+	}
+	q.pending[c.Key] = c
+	return nil
+}
+
+func (q *fakeQuota) Commit(_ context.Context, key string, vm *domain.VM) error {
+	if err := q.enter("commit"); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	if _, ok := q.pending[key]; !ok {
+		return fmt.Errorf("commit of %s: no such pending reservation", key)
+	}
+	delete(q.pending, key)
+	q.vms[vm.UUID] = heldVM{owner: vm.OwnerID, cpu: vm.CPU, memoryMiB: vm.MemoryMiB, version: vm.Version}
+	return nil
+}
+
+func (q *fakeQuota) Release(_ context.Context, key string) error {
+	if err := q.enter("release"); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	delete(q.pending, key)
+	return nil
+}
+
+func (q *fakeQuota) ReleaseVM(_ context.Context, vm *domain.VM) error {
+	if err := q.enter("release_vm"); err != nil {
+		return err
+	}
+	defer q.mu.Unlock()
+	delete(q.vms, vm.UUID)
+	for k, c := range q.pending {
+		if c.VM == vm.UUID {
+			delete(q.pending, k)
+		}
+	}
+	return nil
+}
+
+// state is what quota-service holds for owner: usage (pending growth included) and how many holds
+// are pending.
+func (q *fakeQuota) state(owner int64) (domain.Usage, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.usage(owner), len(q.pending)
+}
+
+// roomyLimits let every test VM fit.
+var roomyLimits = domain.Usage{VMs: 100, CPU: 100, MemoryMiB: 1 << 20}

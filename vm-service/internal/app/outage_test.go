@@ -230,7 +230,7 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
 	ctx := context.Background()
-	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quota: w.quota, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
 	downAfterTheHypervisor(w)
 	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128)); !errors.Is(err, errDown) {
 		t.Fatalf("resize: %v", err)
@@ -240,7 +240,7 @@ func TestResizeAndDelete_EndUnrecordedDuringAnOutage_IsRecordedLater(t *testing.
 		t.Fatalf("after the outage: %+v", got)
 	}
 
-	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
+	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Quota: w.quota, Replica: replica, Tasks: w.tasks, Now: clock}
 	w.hv.mu.Lock()
 	w.hv.deleteErr = errBoom
 	w.hv.mu.Unlock()

@@ -208,7 +208,7 @@ func TestTask_TakenOverClaimIsNotEndedByItsFormerOwner(t *testing.T) {
 func TestResize_OneDimensionKeepsTheOther(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quota: w.quota, Hypervisor: w.hv, Replica: replica, Now: clock}
 	ctx := context.Background()
 	got, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 0))
 	if err != nil || got.CPU != 2 || got.MemoryMiB != 64 {
@@ -241,7 +241,7 @@ func TestNoTransactionIsHeldAcrossAHypervisorCall(t *testing.T) {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
-	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Replica: replica, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quota: w.quota, Hypervisor: w.hv, Replica: replica, Now: clock}
 	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(vm.UUID), 2, 128)); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestNoTransactionIsHeldAcrossAHypervisorCall(t *testing.T) {
 	if err := w.resync().Handle(ctx, app.Resync{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Now: clock}).Handle(ctx, app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err != nil {
+	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Quota: w.quota, Replica: replica, Now: clock}).Handle(ctx, app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err != nil {
 		t.Fatal(err)
 	}
 	w.repo.failAdd = errBoom

@@ -41,16 +41,17 @@ func size(caller app.Caller, ref domain.Ref, cpu, memoryMiB int) app.ResizeVM {
 type world struct {
 	repo   *memRepo
 	hv     *fakeHypervisor
+	quota  *fakeQuota
 	tasks  *app.Tasks
 	power  app.ChangePowerHandler
 	create app.CreateVMHandler
 }
 
 func newWorld() *world {
-	w := &world{repo: newRepo(), hv: newHypervisor(), tasks: app.NewTasks(quiet)}
+	w := &world{repo: newRepo(), hv: newHypervisor(), quota: newQuota(roomyLimits), tasks: app.NewTasks(quiet)}
 	w.tasks.RetryMin, w.tasks.RetryMax = 5*time.Millisecond, 20*time.Millisecond
 	w.power = app.ChangePowerHandler{Repo: w.repo, Hypervisor: w.hv, Replica: replica, Tasks: w.tasks, Now: clock}
-	w.create = app.CreateVMHandler{Repo: w.repo, Hypervisor: w.hv, Quotas: roomy, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
+	w.create = app.CreateVMHandler{Repo: w.repo, Hypervisor: w.hv, Quota: w.quota, Catalogue: catalogue, Power: w.power, Host: "h1", Now: clock, Log: quiet}
 	return w
 }
 
@@ -139,7 +140,7 @@ func TestOwnership_OthersVMsAreNotFound_AdminSeesAll(t *testing.T) {
 	if _, err := w.power.Handle(ctx, app.ChangePower{Caller: bob, Ref: domain.Ref{ID: vm.ID}, Action: domain.ActionStart}); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("bob started alice's VM: %v", err)
 	}
-	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}).Handle(ctx, app.DeleteVM{Caller: bob, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, domain.ErrVMNotFound) {
+	if _, err := (app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Quota: w.quota, Now: clock}).Handle(ctx, app.DeleteVM{Caller: bob, Ref: domain.ByUUID(vm.UUID)}); !errors.Is(err, domain.ErrVMNotFound) {
 		t.Fatalf("bob deleted alice's VM: %v", err)
 	}
 	if _, err := (app.GetVMHandler{Repo: w.repo}).Handle(ctx, app.GetVM{Caller: admin, Ref: domain.ByUUID(vm.UUID)}); err != nil {
@@ -222,7 +223,7 @@ func TestPower_HypervisorFailure_FreesTheVM(t *testing.T) {
 func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: roomy, Hypervisor: w.hv, Now: clock}
+	resize := app.ResizeVMHandler{Repo: w.repo, Quota: w.quota, Hypervisor: w.hv, Now: clock}
 	ctx := context.Background()
 	if _, err := resize.Handle(ctx, app.ResizeVM{Caller: alice, Ref: domain.ByUUID(vm.UUID), CPU: new(int), MemoryMiB: nil}); failure.KindOf(err) != failure.Invalid {
 		t.Fatalf("cpu 0: %v", err)
@@ -250,7 +251,7 @@ func TestResize_OnlyWhenStopped_AndOnlyAfterTheHypervisorTookIt(t *testing.T) {
 func TestDelete_RemovesMachineAndRow_AnnouncesIt(t *testing.T) {
 	w := newWorld()
 	vm := w.vm(t, alice, "web")
-	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock}
+	del := app.DeleteVMHandler{Repo: w.repo, Hypervisor: w.hv, Quota: w.quota, Now: clock}
 	w.hv.deleteErr = errBoom
 	if _, err := del.Handle(context.Background(), app.DeleteVM{Caller: alice, Ref: domain.ByUUID(vm.UUID)}); err == nil {
 		t.Fatal("hypervisor failure ignored")
@@ -298,34 +299,6 @@ func TestObserveAndResync_Converge(t *testing.T) {
 	_ = (app.ResyncHandler{Repo: w.repo, Hypervisor: w.hv, Now: clock, Log: quiet}).Handle(ctx, app.Resync{})
 	if len(w.repo.events) != before {
 		t.Fatal("a resync with nothing to repair wrote events")
-	}
-}
-
-func TestQuota_CreateAndResizeRefusedBeyondTheLimits_NothingCreated(t *testing.T) {
-	w := newWorld()
-	w.create.Quotas = fixedQuota{VMs: 2, CPU: 3, MemoryMiB: 256}
-	ctx := context.Background()
-	w.vm(t, alice, "a")
-	b := w.vm(t, alice, "b")
-	_, err := w.create.Handle(ctx, app.CreateVM{Caller: alice, Name: "c", CPU: 1, MemoryMiB: 64, OSType: "ubuntu-server"})
-	if failure.KindOf(err) != failure.Quota || err.Error() != "Quota exceeded: vms 3/2" {
-		t.Fatalf("third VM: %v", err)
-	}
-	if w.hv.count("create") != 2 {
-		t.Fatal("a refused create reached the hypervisor")
-	}
-	// Another user is not affected.
-	w.vm(t, bob, "a")
-
-	resize := app.ResizeVMHandler{Repo: w.repo, Quotas: w.create.Quotas, Hypervisor: w.hv, Now: clock}
-	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(b.UUID), 3, 64)); err == nil || err.Error() != "Quota exceeded: cpu 4/3" {
-		t.Fatalf("resize over the cpu quota: %v", err)
-	}
-	if _, err := resize.Handle(ctx, size(alice, domain.ByUUID(b.UUID), 2, 128)); err != nil {
-		t.Fatalf("resize within the quota: %v", err)
-	}
-	if w.hv.count("resize") != 1 {
-		t.Fatal("a refused resize reached the hypervisor")
 	}
 }
 

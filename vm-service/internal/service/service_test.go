@@ -38,9 +38,11 @@ const topic = contract.TopicVMEvents
 // package's libvirtd and a broker of its own.
 type stack struct {
 	*servicetest.Stack
-	t       testing.TB
-	svc     *service.Service
-	cfg     service.Config
+	t   testing.TB
+	svc *service.Service
+	cfg service.Config
+	// quota stands in for quota-service.
+	quota   *quotaStandIn
 	stopped chan struct{}
 }
 
@@ -54,12 +56,12 @@ func newStackVia(t testing.TB, via func(dsn string) string, configure ...func(*s
 	t.Helper()
 	deps := servicetest.New(t, servicetest.Options{Schema: "vm", Migrations: migrations.FS, Via: via,
 		Partitions: map[string]int32{topic: 4, contract.TopicUserEvents: 1}, ReconnectMax: 500 * time.Millisecond})
-	s := &stack{Stack: deps, t: t, stopped: make(chan struct{})}
+	s := &stack{Stack: deps, t: t, stopped: make(chan struct{}), quota: newQuotaStandIn(t, "peer-secret")}
 	cfg := service.Config{
 		Settings:     deps.Settings(),
 		KafkaBrokers: deps.Broker.ListenAddrs(), InternalToken: "peer-secret", DomainType: "qemu", StoragePool: "limen-vms",
 		StoragePath: filepath.Join(deps.Daemon.ImageDir(), "vms"), StopTimeout: time.Second, ResyncInterval: time.Second,
-		HostName: "test-host", QuotaVMs: 100, QuotaCPU: 100, QuotaMemoryMiB: 1 << 20, OrphanGrace: 10 * time.Minute,
+		HostName: "test-host", QuotaServiceURL: s.quota.URL, OrphanGrace: 10 * time.Minute,
 		TaskHeartbeat: 5 * time.Second,
 	}
 	for _, c := range configure {

@@ -210,7 +210,8 @@ func TestBrokerDown_EventsWaitAndArriveWhenItReturns(t *testing.T) {
 }
 
 func TestQuota_403WithTheContractsMessage_NothingCreated(t *testing.T) {
-	s := newStack(t, func(c *service.Config) { c.QuotaVMs, c.QuotaCPU, c.QuotaMemoryMiB = 1, 2, 128 })
+	s := newStack(t)
+	s.quota.limit(1, 2, 128)
 	alice := s.token(1, "user")
 	vm := s.create(alice, "only")
 	a := s.call("POST", "/api/vms", alice, `{"name":"second","cpu":1,"memory":64,"os_type":"other"}`)

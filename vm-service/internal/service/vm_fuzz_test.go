@@ -35,12 +35,12 @@ import (
 func fzStack(f *testing.F) (*stack, map[string]string) {
 	f.Helper()
 	s := newStack(f, func(cfg *service.Config) {
-		cfg.QuotaVMs = 1
 		cfg.ResyncInterval = time.Hour
 		cfg.TaskHeartbeat = time.Minute // a lease of minutes: a busy machine never lets the claims lapse
 	})
 	alice := s.create(s.token(1, "user"), "taken")
 	bob := s.create(s.token(2, "user"), "bobs")
+	s.quota.limit(1, 100, 1<<20)
 	// Claimed by another replica whose heartbeat never ages: a claim in this process's own name would
 	// be dead, since this process does not run it (app.Tasks).
 	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO replicas (id, host, heartbeat_at)

@@ -158,6 +158,11 @@ func (r *VMs) update(ctx context.Context, tx pgx.Tx, id uuid.UUID, change func(*
 	if err := change(vm); err != nil {
 		return nil, err
 	}
+	if vm.Version != before {
+		// One write is one event: a change that touched the VM twice (a task's end and the status it
+		// left) still moves the version by one, so readers see its events' sequence without gaps.
+		vm.Version = before + 1
+	}
 	var taskSince *time.Time
 	var taskOwner *uuid.UUID
 	if vm.Task != "" {

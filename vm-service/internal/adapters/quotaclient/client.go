@@ -20,9 +20,13 @@ import (
 	"limen/vm-service/internal/domain"
 )
 
-// Timeout bounds one call: a reservation is one short transaction in quota-service, so a call still
+// Timeout bounds a reservation: it is one short transaction in quota-service, so a call still
 // unanswered after it finds quota-service unwell, and the growth is refused.
 const Timeout = 10 * time.Second
+
+// SettleTimeout bounds a commit or release, shorter: nothing waits on their outcome (quota-service
+// repairs a lost one from the VM events), but a delete answers only after its release was tried.
+const SettleTimeout = 3 * time.Second
 
 // Client implements app.Reservations over quota-service's internal API.
 type Client struct {
@@ -59,6 +63,8 @@ func (c *Client) Reserve(ctx context.Context, change domain.QuotaChange) error {
 
 // Commit answers nil once quota-service counts the change as made, vm as written.
 func (c *Client) Commit(ctx context.Context, key string, vm *domain.VM) error {
+	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	defer cancel()
 	status, message, err := c.post(ctx, contract.InternalReservationCommitPath(key),
 		contract.QuotaCommit{CPU: vm.CPU, Memory: vm.MemoryMiB, Version: vm.Version})
 	if err != nil || status == http.StatusOK {
@@ -69,6 +75,8 @@ func (c *Client) Commit(ctx context.Context, key string, vm *domain.VM) error {
 
 // Release answers nil once quota-service let go of the held change.
 func (c *Client) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	defer cancel()
 	status, message, err := c.post(ctx, contract.InternalReservationReleasePath(key), nil)
 	if err != nil || status == http.StatusOK {
 		return err
@@ -78,6 +86,8 @@ func (c *Client) Release(ctx context.Context, key string) error {
 
 // ReleaseVM answers nil once quota-service freed the usage of vm, which is gone.
 func (c *Client) ReleaseVM(ctx context.Context, vm *domain.VM) error {
+	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
+	defer cancel()
 	status, message, err := c.post(ctx, contract.InternalQuotaVMReleasePath(vm.UUID.String()), contract.QuotaVMRelease{UserID: vm.OwnerID})
 	if err != nil || status == http.StatusNoContent {
 		return err
