@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +66,8 @@ func newStack(t testing.TB, env map[string]string) *stack {
 	t.Cleanup(broker.Close)
 	s.broker = broker
 	vmEnv := map[string]string{
-		"LISTEN_ADDR": s.vm, "DATABASE_URL": pgtest.NewDatabase(t), "KAFKA_BROKERS": strings.Join(broker.ListenAddrs(), ","),
+		"QUOTA_SERVICE_URL": admitEverything(t),
+		"LISTEN_ADDR":       s.vm, "DATABASE_URL": pgtest.NewDatabase(t), "KAFKA_BROKERS": strings.Join(broker.ListenAddrs(), ","),
 		"LIMEN_JWKS_URL": s.keys.JWKSURL, "LIMEN_JWT_ISSUER": jwttest.Issuer, "LIMEN_JWT_AUDIENCE": jwttest.Audience,
 		"LIBVIRT_URI": s.daemon.URI(), "LIBVIRT_SOCKET": s.daemon.SocketPath(), "LIMEN_DOMAIN_TYPE": "qemu",
 		"LIMEN_STORAGE_POOL_PATH": filepath.Join(s.daemon.ImageDir(), "vms"), "LIMEN_INTERNAL_TOKEN": internalToken,
@@ -327,4 +329,26 @@ func (s *stack) displaySocket(vm string) string {
 	}
 	s.t.Fatalf("no display socket in\n%s", desc)
 	return ""
+}
+
+// admitEverything stands in for quota-service's internal API, admitting every change: these tests
+// are about consoles and stats, not limits.
+func admitEverything(t testing.TB) string {
+	quota := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Authorization") != "Bearer "+internalToken:
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == contract.InternalReservationsRoute:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{}`))
+		case strings.HasSuffix(r.URL.Path, "/commit"), strings.HasSuffix(r.URL.Path, "/release") && strings.Contains(r.URL.Path, "/reservations/"):
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(quota.Close)
+	return quota.URL
 }
