@@ -134,6 +134,7 @@ modules-check:
 
 bench:
 	bash deployments/bench/run.sh
+	bash deployments/bench/ws.sh
 	bash deployments/bench/vms.sh
 	bash deployments/bench/media.sh
 	bash deployments/bench/quota.sh

@@ -40,5 +40,5 @@ BROKER_PID=$!
 
 echo "live status sockets: events at ${WS_RATE:-1000}/s for ${WS_DURATION:-30s}, $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), per idle socket: gateway RSS, Go heap + stacks, goroutines"
 # shellcheck disable=SC2086 # WS_ARGS are words
-"$DIR/wsbench" -gateway "$DIR/gateway" -broker "$BROKER" -sockets "$stages" -rate "${WS_RATE:-1000}" \
+"$DIR/wsbench" -gateway "$DIR/gateway" -broker "$BROKER" -broker-pid "$BROKER_PID" -sockets "$stages" -rate "${WS_RATE:-1000}" \
 	-duration "${WS_DURATION:-30s}" ${WS_ARGS:-}

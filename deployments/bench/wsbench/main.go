@@ -50,6 +50,7 @@ import (
 
 type options struct {
 	gatewayBin, broker      string
+	brokerPID               int
 	stages                  []int
 	users, vms              int
 	admins, adminSockets    int
@@ -66,6 +67,7 @@ func main() {
 	var stages string
 	flag.StringVar(&o.gatewayBin, "gateway", "", "the gateway binary")
 	flag.StringVar(&o.broker, "broker", "", "host:port of the Kafka broker")
+	flag.IntVar(&o.brokerPID, "broker-pid", 0, "the broker's process, for its CPU time (0: not reported)")
 	flag.StringVar(&stages, "sockets", "1000,5000,10000", "sockets per stage, comma separated")
 	flag.IntVar(&o.users, "users", 100, "users holding the sockets")
 	flag.IntVar(&o.vms, "vms", 10, "VMs each user owns")
@@ -267,14 +269,9 @@ func (g *gateway) read() (reading, error) {
 			r.rss = v * 1024
 		}
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
-	if err != nil {
+	if r.cpu, err = cpuTime(g.cmd.Process.Pid); err != nil {
 		return r, err
 	}
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	r.cpu = time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 	resp, err := http.Get("http://" + g.metrics + "/metrics")
 	if err != nil {
 		return r, err
@@ -300,6 +297,18 @@ func (g *gateway) read() (reading, error) {
 		}
 	}
 	return r, sc.Err()
+}
+
+// cpuTime is the CPU time (user and system) process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }
 
 // client is one socket.
@@ -392,21 +401,23 @@ type result struct {
 	expected, delivered, dropped       int64
 	p50, p99, max                      time.Duration
 	keptUpClosed, stalled, stalledGone int
-	cpu                                float64 // gateway cores busy while publishing
-	publishLag                         time.Duration
+	// cores busy while publishing and draining: the gateway, this process (the clients and the
+	// publisher), the broker
+	cpu, clientCPU, brokerCPU float64
+	publishLag                time.Duration
 }
 
 func header() string {
 	return fmt.Sprintf("%7s %9s %9s %10s %6s %9s %9s %8s %8s %8s %7s %8s %9s %9s",
 		"sockets", "RSS/sock", "heap+stk", "goroutine", "events", "expected", "delivered", "p50", "p99", "max",
-		"dropped", "closed", "slow cut", "gw cores")
+		"dropped", "closed", "slow cut", "cores: gateway/clients/broker")
 }
 
 func (r result) String() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
-	return fmt.Sprintf("%7d %7.1fKB %7.1fKB %10.2f %6d %9d %9d %8s %8s %8s %7d %8d %9s %9.2f",
+	return fmt.Sprintf("%7d %7.1fKB %7.1fKB %10.2f %6d %9d %9d %8s %8s %8s %7d %8d %9s %9.2f/%.2f/%.2f",
 		r.sockets, r.idle.rss/1024, (r.idle.heap+r.idle.stacks)/1024, r.idle.goroutines, r.events, r.expected, r.delivered,
-		ms(r.p50), ms(r.p99), ms(r.max), r.dropped, r.keptUpClosed, fmt.Sprintf("%d/%d", r.stalledGone, r.stalled), r.cpu)
+		ms(r.p50), ms(r.p99), ms(r.max), r.dropped, r.keptUpClosed, fmt.Sprintf("%d/%d", r.stalledGone, r.stalled), r.cpu, r.clientCPU, r.brokerCPU)
 }
 
 func (f *fixture) stage(n int) (result, error) {
@@ -479,6 +490,11 @@ func (f *fixture) stage(n int) (result, error) {
 	res.idle = reading{rss: per(idle.rss, before.rss), heap: per(idle.heap, before.heap),
 		stacks: per(idle.stacks, before.stacks), goroutines: per(idle.goroutines, before.goroutines)}
 
+	clientBefore, err := cpuTime(os.Getpid())
+	if err != nil {
+		return res, err
+	}
+	brokerBefore, _ := cpuTime(f.o.brokerPID)
 	perUser, err := f.publish(&res)
 	if err != nil {
 		return res, err
@@ -507,7 +523,14 @@ func (f *fixture) stage(n int) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.cpu = (after.cpu - idle.cpu).Seconds() / time.Since(publishEnd.Add(-f.o.duration)).Seconds()
+	window := time.Since(publishEnd.Add(-f.o.duration)).Seconds()
+	clientAfter, err := cpuTime(os.Getpid())
+	if err != nil {
+		return res, err
+	}
+	brokerAfter, _ := cpuTime(f.o.brokerPID)
+	res.cpu, res.clientCPU = (after.cpu-idle.cpu).Seconds()/window, (clientAfter-clientBefore).Seconds()/window
+	res.brokerCPU = (brokerAfter - brokerBefore).Seconds() / window
 
 	// The stalled clients read what reached them: the gateway should have closed them, as too slow.
 	var latencies []time.Duration
@@ -599,19 +622,19 @@ func isDone(c <-chan struct{}) bool {
 	}
 }
 
-// publish produces -rate VM updates a second for -duration, in 10 ms batches, over every user's VMs
-// in turn, and returns how many each user got.
+// publish produces -rate VM updates a second for -duration, in 10 ms batches on a fixed schedule
+// (a late batch goes at once, so the rate holds), over every user's VMs in turn, and returns how many
+// each user got. Each event is stamped as it is handed to the producer.
 func (f *fixture) publish(res *result) (map[int64]int64, error) {
 	ctx := context.Background()
 	perUser := map[int64]int64{}
 	seq := map[string]int64{}
 	batch := max(f.o.rate/100, 1)
-	tick := time.NewTicker(time.Second * time.Duration(batch) / time.Duration(f.o.rate))
-	defer tick.Stop()
-	end := time.Now().Add(f.o.duration)
-	records := make([]*kgo.Record, 0, batch)
-	for k := 0; time.Now().Before(end); <-tick.C {
-		records = records[:0]
+	interval := time.Second * time.Duration(batch) / time.Duration(f.o.rate)
+	var failed atomic.Pointer[error]
+	start := time.Now()
+	for b, k := 0, 0; b < int(f.o.duration/interval); b++ {
+		time.Sleep(time.Until(start.Add(time.Duration(b) * interval)))
 		for range batch {
 			owner, i := int64(1+k%f.o.users), (k/f.o.users)%f.o.vms
 			k++
@@ -626,12 +649,19 @@ func (f *fixture) publish(res *result) (map[int64]int64, error) {
 			if err != nil {
 				return nil, err
 			}
-			records = append(records, &kgo.Record{Topic: contract.TopicVMEvents, Key: []byte(uuid), Value: value})
+			f.producer.Produce(ctx, &kgo.Record{Topic: contract.TopicVMEvents, Key: []byte(uuid), Value: value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+			})
+			res.events++
 		}
-		if err := f.producer.ProduceSync(ctx, records...).FirstErr(); err != nil {
-			return nil, err
-		}
-		res.events += len(records)
+	}
+	if err := f.producer.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if err := failed.Load(); err != nil {
+		return nil, *err
 	}
 	return perUser, nil
 }

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 
 	"limen/gateway/internal/domain"
@@ -16,7 +18,11 @@ import (
 // its id belongs. Each VM's JSON is kept as received, from the list or from the event (shared with
 // every other client the event went to), so the list is exactly what GET /api/vms shows, field for
 // field. Not safe for concurrent use: each session owns one.
+//
+// The list is read into entries only once an event needs it: until then (an idle socket) the view is
+// the list's bytes alone.
 type vmView struct {
+	unread json.RawMessage
 	order  []*viewEntry
 	byUUID map[string]*viewEntry
 }
@@ -27,32 +33,44 @@ type viewEntry struct {
 	vm   json.RawMessage
 }
 
-// newVMView reads a list as vm-service answers it (a JSON array of VMs). An element that is not a VM
-// object with a uuid is kept where it is but can never be updated or removed.
-func newVMView(list json.RawMessage) *vmView {
-	v := &vmView{byUUID: map[string]*viewEntry{}}
-	var items []json.RawMessage
-	if err := json.Unmarshal(list, &items); err != nil {
-		return v
+// newVMView is the view of a list as vm-service answers it (a JSON array of VMs).
+func newVMView(list json.RawMessage) *vmView { return &vmView{unread: list} }
+
+// read reads the list into entries, the first time. An element that is not a VM object with a uuid
+// is kept where it is but can never be updated or removed. The entries are the list's own bytes, not
+// copies.
+func (v *vmView) read() {
+	if v.byUUID != nil {
+		return
 	}
-	v.order = make([]*viewEntry, 0, len(items))
-	for _, item := range items {
+	list := v.unread
+	v.unread, v.byUUID = nil, map[string]*viewEntry{}
+	dec := json.NewDecoder(bytes.NewReader(list))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return
+	}
+	for dec.More() {
+		start := dec.InputOffset()
 		var ref struct {
 			ID   int64  `json:"id"`
 			UUID string `json:"uuid"`
 		}
-		_ = json.Unmarshal(item, &ref) // not an object, or odd field types: kept, never matched
+		// Not an object, or odd field types: kept, never matched. Anything else ends the list.
+		if err := dec.Decode(&ref); err != nil && !errors.As(err, new(*json.UnmarshalTypeError)) {
+			break
+		}
+		item := bytes.TrimLeft(list[start:dec.InputOffset()], ", \t\r\n")
 		entry := &viewEntry{uuid: ref.UUID, id: ref.ID, vm: item}
 		v.order = append(v.order, entry)
 		if ref.UUID != "" {
 			v.byUUID[ref.UUID] = entry
 		}
 	}
-	return v
 }
 
 // apply records an event the client was sent.
 func (v *vmView) apply(e domain.VMEvent) {
+	v.read()
 	switch e.Kind {
 	case domain.VMUpdated:
 		if entry, ok := v.byUUID[e.VMUUID]; ok {
@@ -82,6 +100,7 @@ func (v *vmView) apply(e domain.VMEvent) {
 
 // list is the view as a JSON array, in a buffer of its own.
 func (v *vmView) list() json.RawMessage {
+	v.read()
 	size := 2
 	for _, entry := range v.order {
 		size += len(entry.vm) + 1

@@ -80,12 +80,13 @@ func (v Viewer) MaySee(e VMEvent) bool {
 	return v.All || e.OwnerID > 0 && e.OwnerID == v.UserID
 }
 
-// sequenceStream names one independently numbered sequence of a VM's events. vm-service numbers the
-// VM's own changes (updates and the deletion) and media-service its drive's changes; the two counters
-// know nothing of each other, so comparing across them would drop good events.
-type sequenceStream struct {
-	vm    string
-	media bool
+// lastSent is what a connection was sent of one VM: the newest sequence of each of the VM's
+// independently numbered streams. vm-service numbers the VM's own changes (updates and the deletion)
+// and media-service its drive's changes; the two counters know nothing of each other, so comparing
+// across them would drop good events.
+type lastSent struct {
+	vm, media         int64
+	sentVM, sentMedia bool
 }
 
 // SeqFilter remembers, for one connection, the newest sequence sent for each VM and refuses anything
@@ -93,19 +94,25 @@ type sequenceStream struct {
 // moves, so a redelivered or late event must not roll a client's view back. Not safe for concurrent use:
 // each connection owns one.
 type SeqFilter struct {
-	last map[sequenceStream]int64
+	// last is by VM uuid (a string key: the map's fast path, every event of every socket comes here).
+	last map[string]lastSent
 }
 
 // NewSeqFilter starts with nothing sent.
-func NewSeqFilter() *SeqFilter { return &SeqFilter{last: map[sequenceStream]int64{}} }
+func NewSeqFilter() *SeqFilter { return &SeqFilter{last: map[string]lastSent{}} }
 
 // Admit reports whether e is newer than what was sent for its VM, and if so records it as sent. A
 // deleted VM's last sequence is kept, so a stale update arriving after the deletion stays dropped.
 func (f *SeqFilter) Admit(e VMEvent) bool {
-	key := sequenceStream{vm: e.VMUUID, media: e.Kind == MediaChanged}
-	if last, ok := f.last[key]; ok && e.Seq <= last {
+	last := f.last[e.VMUUID]
+	seq, sent := &last.vm, &last.sentVM
+	if e.Kind == MediaChanged {
+		seq, sent = &last.media, &last.sentMedia
+	}
+	if *sent && e.Seq <= *seq {
 		return false
 	}
-	f.last[key] = e.Seq
+	*seq, *sent = e.Seq, true
+	f.last[e.VMUUID] = last
 	return true
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -110,7 +112,8 @@ func benchGateway(b *testing.B) (fasthttp.RequestHandler, string) {
 
 // TestServeForProfile runs the gateway as main does until SIGTERM, when LIMEN_BENCH_SERVE is set
 // (skipped otherwise): deployments/bench/run.sh with BENCH_PPROF runs it in place of the gateway, so
-// that the test binary's -test.cpuprofile and -test.memprofile profile the gateway under wrk.
+// that the test binary's -test.cpuprofile and -test.memprofile profile the gateway under wrk (and
+// wsbench, given a script that runs it, under its sockets).
 func TestServeForProfile(t *testing.T) {
 	if os.Getenv("LIMEN_BENCH_SERVE") == "" {
 		t.Skip("LIMEN_BENCH_SERVE unset")
@@ -126,6 +129,18 @@ func TestServeForProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	// SIGUSR1 writes the live heap (after a collection) to LIMEN_BENCH_HEAP: what idle sockets hold.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			if f, err := os.Create(os.Getenv("LIMEN_BENCH_HEAP")); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+	}()
 	if err := Run(ctx, cfg, process.Env{Log: logging.New(Name, cfg.LogLevel), Telemetry: tel}); err != nil {
 		t.Fatal(err)
 	}

@@ -77,5 +77,6 @@ func (c *Client) ListVMs(ctx context.Context, token string, all bool) (json.RawM
 	if len(body) == 0 || body[0] != '[' || !json.Valid(body) {
 		return nil, errors.New("listing VMs: vm-service did not answer a JSON array")
 	}
-	return body, nil
+	// A live status socket keeps its list for as long as it is open: not the read buffer around it.
+	return bytes.Clone(body), nil
 }

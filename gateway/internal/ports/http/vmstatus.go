@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,11 +137,17 @@ func (s *VMStatus) Accept(c *fiber.Ctx) error {
 		return fiber.ErrUpgradeRequired
 	}
 	c.Locals(localIdentity, identity{
-		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), c.QueryBool("all")),
+		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), queryBool(c, "all")),
 		token:  who.token, expires: who.claims.ExpiresAt.Time,
 		requestID: logging.RequestID(c.UserContext()),
 	})
 	return c.Next()
+}
+
+// queryBool is c.QueryBool without parsing the query into the request (see queryValue).
+func queryBool(c *fiber.Ctx, name string) bool {
+	b, _ := strconv.ParseBool(queryValue(c, name))
+	return b
 }
 
 // Upgrade is the handler that takes the connection over once Accept took it.
@@ -183,10 +190,11 @@ func (s *VMStatus) writeTimeout() time.Duration {
 // serve runs one socket, in the goroutine fasthttp gave the connection, which reads it until the
 // client goes or the socket is closed; the socket is done with when it returns.
 func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
-	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), id.requestID))
-	defer cancel()
-	// The first list goes out before anything else: its writer runs from the start.
-	sock := &socket{status: s, conn: conn, id: id, ctx: ctx, writing: true}
+	ctx := logging.WithRequestID(context.Background(), id.requestID)
+	// The first list goes out before anything else: its writer runs from the start. The client
+	// leaving ends its fetch.
+	listCtx, stopList := context.WithCancel(ctx)
+	sock := &socket{status: s, conn: conn, id: id, ctx: ctx, writing: true, stopList: stopList}
 	sock.slot = s.sockets.open(sock, s.maxPerUser())
 	if s.clients != nil {
 		s.clients.Add(ctx, 1)
@@ -203,12 +211,9 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 	_ = conn.SetReadDeadline(time.Now().Add(2 * ping))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(2 * ping)) })
 	sock.writers.Add(1)
-	go sock.start(ping)
+	go sock.start(listCtx, ping)
 	var err error
-	defer func() {
-		cancel() // a first list still being fetched is not wanted any more
-		sock.finish(err)
-	}()
+	defer func() { sock.finish(err) }()
 	defer sock.recovered()
 	for err == nil {
 		var r io.Reader
@@ -222,9 +227,10 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 // the session's messages, pings, a token check after a revocation, and the close the socket ends
 // with.
 type socket struct {
-	status  *VMStatus
-	conn    *websocket.Conn
-	id      identity
+	status *VMStatus
+	conn   *websocket.Conn
+	id     identity
+	// ctx carries the request id into the socket's logs.
 	ctx     context.Context
 	slot    *socketSlot
 	writers sync.WaitGroup
@@ -244,6 +250,9 @@ type socket struct {
 	shut    bool
 	// done: the reader ended, no writer starts any more.
 	done bool
+	// stopList ends the first list's fetch; nil once it is over (the socket keeps no context it
+	// does not need).
+	stopList context.CancelFunc
 }
 
 // ending is how the socket is to end, and what to log about it.
@@ -254,13 +263,18 @@ type ending struct {
 
 // start is the writer's first run: it opens the session, sends the first list, arms the timers and
 // goes on with what arrived meanwhile.
-func (sock *socket) start(ping time.Duration) {
+func (sock *socket) start(listCtx context.Context, ping time.Duration) {
 	defer sock.writers.Done()
 	defer sock.recovered()
 	s := sock.status
-	session, err := s.Watch.Handle(sock.ctx, app.WatchVMStatus{Viewer: sock.id.viewer, Token: sock.id.token, Wake: sock.wake})
+	session, err := s.Watch.Handle(listCtx, app.WatchVMStatus{Viewer: sock.id.viewer, Token: sock.id.token, Wake: sock.wake})
+	clientGone := listCtx.Err() != nil
+	sock.mu.Lock()
+	sock.stopList()
+	sock.stopList = nil
+	sock.mu.Unlock()
 	if err != nil {
-		if sock.ctx.Err() == nil {
+		if !clientGone {
 			s.Log.WarnContext(sock.ctx, "live status: no VM list", "user_id", sock.id.viewer.UserID, "err", err)
 			sock.close(&ending{code: closeNoList, reason: "VM list unavailable"})
 		}
@@ -400,7 +414,10 @@ func (sock *socket) write(m app.StatusMessage) bool {
 		err = sock.conn.WritePreparedMessage(pm)
 	}
 	if err != nil {
-		if sock.ctx.Err() == nil {
+		sock.mu.Lock()
+		gone := sock.done
+		sock.mu.Unlock()
+		if !gone {
 			s.Log.InfoContext(sock.ctx, "live status: client did not take a message, disconnected", "err", err)
 		}
 		sock.broken()
@@ -446,6 +463,9 @@ func (sock *socket) broken() {
 func (sock *socket) finish(err error) {
 	sock.mu.Lock()
 	sock.done = true
+	if sock.stopList != nil {
+		sock.stopList() // a first list still being fetched is not wanted any more
+	}
 	sock.mu.Unlock()
 	sock.writers.Wait()
 	if sock.pinger != nil {
