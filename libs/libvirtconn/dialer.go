@@ -8,22 +8,29 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 )
 
-// dialerFor picks the transport for cfg.URI and the name to open once connected. go-libvirt's own
-// libvirt.ConnectToURI does this too, but hides the dialer, and the Manager must wrap it to be able to
-// close a socket whose calls hang.
+// dialerFor is the Manager's dialer for cfg.
 func dialerFor(cfg Config) (socket.Dialer, libvirt.ConnectURI, error) {
-	u, err := url.Parse(cfg.URI)
+	return Dialer(cfg.URI, cfg.Socket, connectTimeout)
+}
+
+// Dialer picks the transport for uri and the name to open once connected; sock, when set, is the
+// unix socket of a local libvirt in place of the URI's. Dialling gives up after timeout (unix and
+// tcp). go-libvirt's own libvirt.ConnectToURI does this too, but hides the dialer, and its users
+// must wrap it: the Manager to close a socket whose calls hang, a console to follow its packets.
+func Dialer(uri, sock string, timeout time.Duration) (socket.Dialer, libvirt.ConnectURI, error) {
+	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, "", fmt.Errorf("libvirt URI: %w", err)
 	}
 	if u.Scheme == "" {
-		return nil, "", fmt.Errorf("libvirt URI %q has no driver", cfg.URI)
+		return nil, "", fmt.Errorf("libvirt URI %q has no driver", uri)
 	}
 	_, transport, _ := strings.Cut(u.Scheme, "+")
 	if transport == "" {
@@ -37,10 +44,10 @@ func dialerFor(cfg Config) (socket.Dialer, libvirt.ConnectURI, error) {
 	name := libvirt.RemoteURI(u)
 	switch transport {
 	case "unix":
-		sock := cmp.Or(cfg.Socket, q.Get("socket"), defaultSocket(u.Path))
-		return dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(connectTimeout)), name, nil
+		sock = cmp.Or(sock, q.Get("socket"), defaultSocket(u.Path))
+		return dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(timeout)), name, nil
 	case "tcp":
-		opts := []dialers.RemoteOption{dialers.WithRemoteTimeout(connectTimeout)}
+		opts := []dialers.RemoteOption{dialers.WithRemoteTimeout(timeout)}
 		if port := u.Port(); port != "" {
 			opts = append(opts, dialers.UsePort(port))
 		}
@@ -64,7 +71,7 @@ func dialerFor(cfg Config) (socket.Dialer, libvirt.ConnectURI, error) {
 		}
 		return dialers.NewTLS(u.Hostname(), opts...), name, nil
 	default:
-		return nil, "", fmt.Errorf("libvirt URI %q: transport %q is not supported (unix, tcp and tls are)", cfg.URI, transport)
+		return nil, "", fmt.Errorf("libvirt URI %q: transport %q is not supported (unix, tcp and tls are)", uri, transport)
 	}
 }
 

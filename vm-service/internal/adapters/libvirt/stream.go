@@ -3,19 +3,14 @@ package libvirt
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket"
-	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"limen/libs/libvirtconn"
 )
 
 // libvirt's RPC: the remote program, its version, and the procedure that opens a console stream.
@@ -27,64 +22,11 @@ const (
 	headerSize = 28
 )
 
-// StreamDialer is how a console stream reaches the libvirt at uri (socket: the unix socket of a
-// local one, "" for libvirt's default) and what to open there: the same transports the service's
-// own connection supports (unix, tcp, tls with pkipath and no_verify).
+// StreamDialer is how a console stream reaches the libvirt at uri (sock: the unix socket of a
+// local one, "" for the URI's or libvirt's default) and what to open there: the same transports the
+// service's own connection supports.
 func StreamDialer(uri, sock string) (socket.Dialer, golibvirt.ConnectURI, error) {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme == "" {
-		return nil, "", fmt.Errorf("libvirt URI %q: not a libvirt URI", uri)
-	}
-	_, transport, _ := strings.Cut(u.Scheme, "+")
-	if transport == "" {
-		transport = "unix"
-		if u.Host != "" {
-			transport = "tls"
-		}
-	}
-	q := u.Query()
-	name := golibvirt.RemoteURI(u)
-	switch transport {
-	case "unix":
-		if sock == "" {
-			sock = q.Get("socket")
-		}
-		if sock == "" {
-			sock = defaultSocket(u.Path)
-		}
-		return dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(consoleOpenTimeout)), name, nil
-	case "tcp":
-		opts := []dialers.RemoteOption{dialers.WithRemoteTimeout(consoleOpenTimeout)}
-		if port := u.Port(); port != "" {
-			opts = append(opts, dialers.UsePort(port))
-		}
-		return dialers.NewRemote(u.Hostname(), opts...), name, nil
-	case "tls":
-		var opts []dialers.TLSOption
-		if port := u.Port(); port != "" {
-			opts = append(opts, dialers.UseTLSPort(port))
-		}
-		if dir := q.Get("pkipath"); dir != "" {
-			opts = append(opts, dialers.UsePKIPath(dir))
-		}
-		if n, _ := strconv.Atoi(q.Get("no_verify")); n != 0 {
-			opts = append(opts, dialers.WithInsecureNoVerify())
-		}
-		return dialers.NewTLS(u.Hostname(), opts...), name, nil
-	}
-	return nil, "", fmt.Errorf("libvirt URI %q: transport %q is not supported (unix, tcp and tls are)", uri, transport)
-}
-
-// defaultSocket is where libvirt's own client looks for a local daemon.
-func defaultSocket(path string) string {
-	if path != "/session" {
-		return "/var/run/libvirt/libvirt-sock"
-	}
-	dir := os.Getenv("XDG_RUNTIME_DIR")
-	if dir == "" {
-		dir, _ = os.UserCacheDir()
-	}
-	return filepath.Join(dir, "libvirt", "libvirt-sock")
+	return libvirtconn.Dialer(uri, sock, consoleOpenTimeout)
 }
 
 // errTapClosed is a write to a stream connection that has been closed.
