@@ -3,30 +3,24 @@ package vmclient
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-
 	"limen/auth-service/internal/domain"
 	"limen/libs/contract"
+	"limen/libs/internalapi"
 )
 
 // Client implements app.OwnedVMs, app.VMUsage and app.UserVMs over vm-service's internal API.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *internalapi.Client
 }
 
 // New talks to vm-service at base, presenting the shared internal token.
 func New(base, token string) *Client {
-	return &Client{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
+	return &Client{api: internalapi.New(internalapi.Config{Base: base, Token: token, Timeout: 5 * time.Second, MaxAnswer: maxAnswer})}
 }
 
 // maxAnswer bounds what is read of an answer: a user's VM list is the largest (some 250 bytes a VM).
@@ -66,22 +60,14 @@ func (c *Client) VMsOf(ctx context.Context, userID int64) ([]contract.InternalVM
 
 // get decodes vm-service's 200 answer to path into dst; anything else is domain.ErrVMServiceDown.
 func (c *Client) get(ctx context.Context, path string, dst any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := c.http.Do(req)
+	answer, err := c.api.Get(ctx, path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: answered %d: %.200s", domain.ErrVMServiceDown, resp.StatusCode, body)
+	if answer.Status != http.StatusOK {
+		return fmt.Errorf("%w: answered %d: %.200s", domain.ErrVMServiceDown, answer.Status, answer.Body)
 	}
-	if err := json.Unmarshal(body, dst); err != nil {
+	if err := answer.Decode(dst); err != nil {
 		return fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
 	}
 	return nil

@@ -3,56 +3,36 @@ package vmclient
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 
 	"limen/libs/contract"
+	"limen/libs/internalapi"
 	"limen/media-service/internal/domain"
 )
 
 // Client implements app.VMs over vm-service's contract.InternalVMRoute.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *internalapi.Client
 }
 
 // New talks to vm-service at base, presenting the shared internal token.
 func New(base, token string) *Client {
-	return &Client{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
-}
-
-type errorResponse struct {
-	Message string `json:"message"`
+	return &Client{api: internalapi.New(internalapi.Config{Base: base, Token: token, Timeout: 5 * time.Second})}
 }
 
 func (c *Client) Lookup(ctx context.Context, ref string) (domain.VM, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+contract.InternalVMPath(ref), nil)
-	if err != nil {
-		return domain.VM{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := c.http.Do(req)
+	answer, err := c.api.Get(ctx, contract.InternalVMPath(ref))
 	if err != nil {
 		return domain.VM{}, fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return domain.VM{}, fmt.Errorf("%w: %v", domain.ErrVMServiceDown, err)
-	}
-	switch resp.StatusCode {
+	switch answer.Status {
 	case http.StatusOK:
 		var vm contract.InternalVM
-		if err := json.Unmarshal(body, &vm); err != nil {
+		if err := answer.Decode(&vm); err != nil {
 			return domain.VM{}, fmt.Errorf("vm-service answer: %w", err)
 		}
 		id, err := uuid.Parse(vm.UUID)
@@ -63,11 +43,9 @@ func (c *Client) Lookup(ctx context.Context, ref string) (domain.VM, error) {
 	case http.StatusNotFound:
 		return domain.VM{}, domain.ErrVMNotFound
 	case http.StatusBadRequest:
-		var e errorResponse
-		_ = json.Unmarshal(body, &e)
-		return domain.VM{}, domain.Invalid(e.Message)
+		return domain.VM{}, domain.Invalid(answer.Message())
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return domain.VM{}, domain.ErrVMServiceDown
 	}
-	return domain.VM{}, fmt.Errorf("vm-service answered %d: %s", resp.StatusCode, body)
+	return domain.VM{}, fmt.Errorf("vm-service answered %d: %s", answer.Status, answer.Body)
 }

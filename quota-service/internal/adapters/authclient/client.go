@@ -3,52 +3,35 @@ package authclient
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-
 	"limen/libs/contract"
+	"limen/libs/internalapi"
 	"limen/quota-service/internal/domain"
 )
 
 // Client implements app.Users over auth-service's contract.InternalUserRoute.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *internalapi.Client
 }
 
 // New talks to auth-service at base, presenting the shared internal token.
 func New(base, token string) *Client {
-	return &Client{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
+	return &Client{api: internalapi.New(internalapi.Config{Base: base, Token: token, Timeout: 5 * time.Second})}
 }
 
 func (c *Client) Exists(ctx context.Context, userID int64) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+contract.InternalUserPath(userID), nil)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := c.http.Do(req)
+	answer, err := c.api.Get(ctx, contract.InternalUserPath(userID))
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", domain.ErrAuthServiceDown, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", domain.ErrAuthServiceDown, err)
-	}
-	switch resp.StatusCode {
+	switch answer.Status {
 	case http.StatusOK:
 		var u contract.InternalUser
-		if err := json.Unmarshal(body, &u); err != nil || u.ID != userID {
-			return false, fmt.Errorf("auth-service answered user %d with %q", userID, body)
+		if err := answer.Decode(&u); err != nil || u.ID != userID {
+			return false, fmt.Errorf("auth-service answered user %d with %q", userID, answer.Body)
 		}
 		return true, nil
 	case http.StatusNotFound:
@@ -56,5 +39,5 @@ func (c *Client) Exists(ctx context.Context, userID int64) (bool, error) {
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return false, domain.ErrAuthServiceDown
 	}
-	return false, fmt.Errorf("auth-service answered %d: %s", resp.StatusCode, body)
+	return false, fmt.Errorf("auth-service answered %d: %s", answer.Status, answer.Body)
 }

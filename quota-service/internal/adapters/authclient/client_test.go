@@ -9,8 +9,14 @@ import (
 	"limen/libs/failure"
 )
 
-// A stand-in for auth-service's internal user route, answering per user id.
+// A client of a stand-in for auth-service's internal user route, answering per user id.
 func standIn(t *testing.T, answers map[string]func(w http.ResponseWriter)) *Client {
+	t.Helper()
+	return New(standInURL(t, answers), "peer-secret")
+}
+
+// standInURL is where the stand-in listens.
+func standInURL(t *testing.T, answers map[string]func(w http.ResponseWriter)) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer peer-secret" {
@@ -26,7 +32,7 @@ func standIn(t *testing.T, answers map[string]func(w http.ResponseWriter)) *Clie
 		answer(w)
 	}))
 	t.Cleanup(srv.Close)
-	return New(srv.URL, "peer-secret")
+	return srv.URL
 }
 
 func write(status int, body string) func(w http.ResponseWriter) {
@@ -71,8 +77,7 @@ func TestExists_Unreachable(t *testing.T) {
 }
 
 func TestExists_WrongToken(t *testing.T) {
-	c := standIn(t, nil)
-	c.token = "wrong"
+	c := New(standInURL(t, nil), "wrong")
 	if ok, err := c.Exists(context.Background(), 5); ok || err == nil || failure.KindOf(err) != failure.Unknown {
 		t.Errorf("refused token: %v %v, want an internal error", ok, err)
 	}

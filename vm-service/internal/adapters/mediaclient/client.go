@@ -3,19 +3,16 @@ package mediaclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 
 	"limen/libs/contract"
 	"limen/libs/failure"
+	"limen/libs/internalapi"
 	"limen/vm-service/internal/domain"
 )
 
@@ -25,52 +22,35 @@ const Timeout = 30 * time.Second
 
 // Client implements app.Media over media-service's contract.InternalEjectRoute.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *internalapi.Client
 }
 
 // New talks to media-service at base, presenting the shared internal token.
 func New(base, token string) *Client {
-	return &Client{base: base, token: token, http: &http.Client{Timeout: Timeout}}
+	return &Client{api: internalapi.New(internalapi.Config{Base: base, Token: token, Timeout: Timeout})}
 }
 
 // Eject answers nil once media-service emptied the drive. Its refusals keep their kind and message
 // (the VM has no drive: 409); out of reach, or busy itself, it is domain.ErrMediaServiceDown or
 // media-service's own 503 message.
 func (c *Client) Eject(ctx context.Context, vm uuid.UUID) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+contract.InternalEjectPath(vm.String()), nil)
+	answer, err := c.api.Post(ctx, contract.InternalEjectPath(vm.String()), nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", domain.ErrMediaServiceDown, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %v", domain.ErrMediaServiceDown, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%w: %v", domain.ErrMediaServiceDown, err)
-	}
-	if resp.StatusCode == http.StatusNoContent {
+	message := answer.Message()
+	switch answer.Status {
+	case http.StatusNoContent:
 		return nil
-	}
-	var answer struct {
-		Message string `json:"message"`
-	}
-	_ = json.Unmarshal(body, &answer)
-	switch resp.StatusCode {
 	case http.StatusNotFound:
 		return domain.ErrVMNotFound
 	case http.StatusConflict:
-		if answer.Message != "" {
-			return failure.New(failure.Conflict, answer.Message)
+		if message != "" {
+			return failure.New(failure.Conflict, message)
 		}
 	case http.StatusServiceUnavailable:
-		if answer.Message != "" {
-			return failure.New(failure.Unavailable, answer.Message)
+		if message != "" {
+			return failure.New(failure.Unavailable, message)
 		}
 		return domain.ErrMediaServiceDown
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
@@ -79,5 +59,5 @@ func (c *Client) Eject(ctx context.Context, vm uuid.UUID) error {
 		// Not the caller's fault, and no retry mends it: logged as the server's own fault.
 		return errors.New("media-service refused the internal token: LIMEN_INTERNAL_TOKEN must be the same for vm-service and media-service")
 	}
-	return fmt.Errorf("media-service answered the eject with %d: %.200s", resp.StatusCode, body)
+	return fmt.Errorf("media-service answered the eject with %d: %.200s", answer.Status, answer.Body)
 }

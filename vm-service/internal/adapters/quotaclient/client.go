@@ -3,20 +3,15 @@
 package quotaclient
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-
 	"limen/libs/contract"
 	"limen/libs/failure"
+	"limen/libs/internalapi"
 	"limen/vm-service/internal/domain"
 )
 
@@ -30,14 +25,12 @@ const SettleTimeout = 3 * time.Second
 
 // Client implements app.Reservations over quota-service's internal API.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *internalapi.Client
 }
 
 // New talks to quota-service at base, presenting the shared internal token.
 func New(base, token string) *Client {
-	return &Client{base: base, token: token, http: &http.Client{Timeout: Timeout}}
+	return &Client{api: internalapi.New(internalapi.Config{Base: base, Token: token, Timeout: Timeout})}
 }
 
 // Reserve answers nil once quota-service holds the change (or held it already under the same key).
@@ -95,45 +88,20 @@ func (c *Client) ReleaseVM(ctx context.Context, vm *domain.VM) error {
 	return c.unexpected("release of a VM", status, message)
 }
 
-// post sends body (none when nil) and answers the status and the message of an error body; a
-// transport failure or a 5xx is domain.ErrQuotaServiceDown.
+// post sends body (none when nil) and answers the status and the message of an error body; no
+// answer or a 5xx is domain.ErrQuotaServiceDown.
 func (c *Client) post(ctx context.Context, path string, body any) (int, string, error) {
-	var payload io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return 0, "", err
-		}
-		payload = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, payload)
+	answer, err := c.api.Post(ctx, path, body)
 	if err != nil {
 		return 0, "", fmt.Errorf("%w: %v", domain.ErrQuotaServiceDown, err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if answer.Status >= http.StatusInternalServerError {
+		return 0, "", fmt.Errorf("%w: quota-service answered %d: %.200s", domain.ErrQuotaServiceDown, answer.Status, answer.Body)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, "", fmt.Errorf("%w: %v", domain.ErrQuotaServiceDown, err)
+	if answer.Status >= http.StatusBadRequest {
+		return answer.Status, answer.Message(), nil
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, "", fmt.Errorf("%w: %v", domain.ErrQuotaServiceDown, err)
-	}
-	if resp.StatusCode >= http.StatusInternalServerError {
-		return 0, "", fmt.Errorf("%w: quota-service answered %d: %.200s", domain.ErrQuotaServiceDown, resp.StatusCode, raw)
-	}
-	var answer struct {
-		Message string `json:"message"`
-	}
-	if resp.StatusCode >= http.StatusBadRequest {
-		_ = json.Unmarshal(raw, &answer)
-	}
-	return resp.StatusCode, answer.Message, nil
+	return answer.Status, "", nil
 }
 
 // unexpected is an answer vm-service's requests should never get: its own fault, not the caller's.
