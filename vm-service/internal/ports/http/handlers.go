@@ -175,27 +175,3 @@ func (h handlers) delete(c *fiber.Ctx) error {
 	}
 	return c.JSON(deleteResponse{Message: "VM deleted", VMUUID: vm.UUID.String()})
 }
-
-func (h handlers) internalGet(c *fiber.Ctx) error {
-	ref, err := refOf(c)
-	if err != nil {
-		return err
-	}
-	vm, err := h.app.Queries.GetVM.Handle(c.UserContext(), app.GetVM{Caller: app.Caller{Admin: true}, Ref: ref})
-	if err != nil {
-		return err
-	}
-	return c.JSON(internalVM(vm))
-}
-
-func (h handlers) internalUsage(c *fiber.Ctx) error {
-	owner, err := ownerID(c.Params("id"))
-	if err != nil {
-		return err
-	}
-	usage, err := h.app.Queries.OwnerUsage.Handle(c.UserContext(), app.OwnerUsage{OwnerID: owner})
-	if err != nil {
-		return err
-	}
-	return c.JSON(contract.OwnerUsage{VMs: usage.VMs, CPU: usage.CPU, Memory: usage.MemoryMiB})
-}
