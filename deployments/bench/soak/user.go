@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -91,8 +92,8 @@ type result struct {
 // call sends a request as a careful user would until it gets a definite answer: after no answer or a
 // 5xx it tries again with backoff, on 401 it logs in again, while the VM is busy it waits. A retry
 // after an ambiguous answer also accepts done: what the request answers when its first try had
-// worked after all. Every answer but want (and done) is counted in stats.
-func (u *user) call(stop context.Context, op, method, path string, body any, want int, done func(reply) bool) result {
+// worked after all. Every answer but those wanted (and done) is counted in stats.
+func (u *user) call(stop context.Context, op, method, path string, body any, wanted []int, done func(reply) bool) result {
 	retried := false
 	backoff := 250 * time.Millisecond
 	deadline := time.Now().Add(retryBudget)
@@ -101,7 +102,7 @@ func (u *user) call(stop context.Context, op, method, path string, body any, wan
 		start := time.Now()
 		r := u.api.do(method, path, u.tok(), body)
 		switch {
-		case r.status == want:
+		case slices.Contains(wanted, r.status):
 			u.st.op(op, true)
 			return result{r: r, ok: true}
 		case retried && done != nil && done(r):
@@ -167,7 +168,7 @@ func (u *user) run(stop context.Context, perUser int) {
 
 // refresh reads GET /api/vms, as the frontend polls, and takes the statuses from it.
 func (u *user) refresh(stop context.Context) {
-	res := u.call(stop, "list", "GET", "/api/vms", nil, http.StatusOK, nil)
+	res := u.call(stop, "list", "GET", "/api/vms", nil, []int{http.StatusOK}, nil)
 	if !res.ok {
 		return
 	}
@@ -199,7 +200,7 @@ func (u *user) create(stop context.Context) {
 	u.mu.Unlock()
 	start := u.rnd.IntN(3) == 0
 	res := u.call(stop, "create", "POST", "/api/vms", map[string]any{"name": name, "cpu": 1, "memory": 64,
-		"os_type": "other", "start": start}, http.StatusCreated,
+		"os_type": "other", "start": start}, []int{http.StatusCreated},
 		func(r reply) bool { return r.status == http.StatusConflict && r.message() == "VM name already exists" })
 	if !res.ok {
 		u.cap.release()
@@ -229,7 +230,7 @@ func (u *user) create(stop context.Context) {
 }
 
 func (u *user) findByName(stop context.Context, name string) map[string]any {
-	res := u.call(stop, "list", "GET", "/api/vms", nil, http.StatusOK, nil)
+	res := u.call(stop, "list", "GET", "/api/vms", nil, []int{http.StatusOK}, nil)
 	for _, v := range res.r.list {
 		if vm, _ := v.(map[string]any); vm["name"] == name {
 			return vm
@@ -307,7 +308,9 @@ func (u *user) act(stop context.Context, vm *vmModel) {
 
 // vmCall is a request about vm; it keeps the client's picture of the VM up to date.
 func (u *user) vmCall(stop context.Context, vm *vmModel, op, method, path string, body any, done func(reply) bool) {
-	res := u.call(stop, op, method, path, body, http.StatusOK, done)
+	// An action still running after the gateway's LIMEN_ACTION_WAIT answers 202, the VM with its task:
+	// taken, as a 200 is.
+	res := u.call(stop, op, method, path, body, []int{http.StatusOK, http.StatusAccepted}, done)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
@@ -329,7 +332,7 @@ func (u *user) vmCall(stop context.Context, vm *vmModel, op, method, path string
 }
 
 func (u *user) delete(stop context.Context, vm *vmModel) {
-	res := u.call(stop, "delete", "DELETE", "/api/vms/"+vm.uuid, nil, http.StatusOK,
+	res := u.call(stop, "delete", "DELETE", "/api/vms/"+vm.uuid, nil, []int{http.StatusOK},
 		func(r reply) bool { return r.status == http.StatusNotFound })
 	u.mu.Lock()
 	defer u.mu.Unlock()
