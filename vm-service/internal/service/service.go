@@ -181,7 +181,8 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	lease := heartbeatsToDeath * heartbeat
 	// This process's identity, alive from its first beat; then the claims of processes that died
 	// (crashed mid-action, killed) are released at once instead of blocking their VMs.
-	replica := postgres.NewReplica(pool, host, lease)
+	events := outbox.NewWriter(Name)
+	replica := postgres.NewReplica(pool, events, host, lease)
 	if err := replica.Beat(ctx); err != nil {
 		return nil, fmt.Errorf("register this process's heartbeat: %w", err)
 	}
@@ -190,7 +191,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, conn *libvirtconn.
 	} else if released > 0 {
 		log.Warn("released the task claims of dead processes (heartbeat lapsed, or gone from this machine)", "vms", released)
 	}
-	repo := postgres.NewVMs(pool, outbox.NewWriter(Name), lease)
+	repo := postgres.NewVMs(pool, events, lease)
 	quota := quotaclient.New(cfg.QuotaServiceURL, cfg.InternalToken)
 	tasks := app.NewTasks(log)
 	power := app.ChangePowerHandler{Repo: repo, Hypervisor: hypervisor, StopTimeout: cfg.StopTimeout, Replica: replica.ID(), Tasks: tasks, Now: now}

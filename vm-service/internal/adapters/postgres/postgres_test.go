@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/libs/contract"
 	"limen/libs/failure"
 	"limen/libs/outbox"
 	"limen/libs/pgdb"
@@ -83,7 +85,7 @@ func TestEveryCallHasADeadline(t *testing.T) {
 	pool := open(t, trace)
 	ctx := context.Background() // no deadline of its own
 	repo := postgres.NewVMs(pool, outbox.NewWriter("vm-service"), 15*time.Second)
-	replica := postgres.NewReplica(pool, "h", 15*time.Second)
+	replica := postgres.NewReplica(pool, outbox.NewWriter("vm-service"), "h", 15*time.Second)
 
 	vm := newVM(t, 1, "a")
 	steps := map[string]func() error{}
@@ -143,7 +145,8 @@ func TestTaskClaims_LiveWithTheirProcess(t *testing.T) {
 	ctx := context.Background()
 	const lease = 15 * time.Second
 	repo := postgres.NewVMs(pool, outbox.NewWriter("vm-service"), lease)
-	a, b := postgres.NewReplica(pool, "h", lease), postgres.NewReplica(pool, "h", lease)
+	events := outbox.NewWriter("vm-service")
+	a, b := postgres.NewReplica(pool, events, "h", lease), postgres.NewReplica(pool, events, "h", lease)
 	for _, r := range []*postgres.Replica{a, b} {
 		if err := r.Beat(ctx); err != nil {
 			t.Fatal(err)
@@ -183,12 +186,28 @@ func TestTaskClaims_LiveWithTheirProcess(t *testing.T) {
 		t.Fatal("a recent claim without an owner does not block")
 	}
 
+	before := taskOf(t, repo, vm.UUID).Version
 	released, err := b.ReleaseDead(ctx)
 	if err != nil || released != 1 {
 		t.Fatalf("released %d (%v)", released, err)
 	}
-	if got := taskOf(t, repo, vm.UUID); got.Task != "" || got.TaskOwner != uuid.Nil {
-		t.Fatalf("after the release: %+v", got)
+	got := taskOf(t, repo, vm.UUID)
+	if got.Task != "" || got.TaskOwner != uuid.Nil || got.Version != before+1 {
+		t.Fatalf("after the release (version %d before): %+v", before, got)
+	}
+	// Readers learn of the release as of any change: an update event with the new version, the task gone.
+	var event struct {
+		Type     string
+		Sequence int64
+		Data     struct{ Task *string }
+	}
+	var payload []byte
+	if err := pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE key = $1 ORDER BY id DESC LIMIT 1`, vm.UUID.String()).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(payload, &event); err != nil || event.Type != contract.TypeVMUpdated || event.Sequence != got.Version ||
+		event.Data.Task != nil && *event.Data.Task != "" {
+		t.Fatalf("the release's event: %s (%v)", payload, err)
 	}
 	var listed int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM replicas`).Scan(&listed); err != nil || listed != 1 {

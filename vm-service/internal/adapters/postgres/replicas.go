@@ -9,8 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"limen/libs/contract"
+	"limen/libs/outbox"
 	"limen/libs/pgdb"
 	"limen/vm-service/internal/adapters/procfs"
+	"limen/vm-service/internal/domain"
 )
 
 // Replica is one vm-service process in vm.replicas: a random id per start, named in every task the
@@ -22,19 +25,21 @@ import (
 // start time). A replica starting up does not wait out the lease of a process on its own machine that
 // is no longer running (killed mid-action and replaced, say): see ReleaseDead.
 type Replica struct {
-	pool  *pgxpool.Pool
-	id    uuid.UUID
-	host  string
-	lease time.Duration
+	pool   *pgxpool.Pool
+	events *outbox.Writer
+	id     uuid.UUID
+	host   string
+	lease  time.Duration
 	// self is this process; the zero Process when /proc cannot tell (then only heartbeats count).
 	self procfs.Process
 }
 
 // NewReplica gives this process a fresh identity; nothing is written until Beat.
 // lease is how long a process stays alive after its last beat.
-func NewReplica(pool *pgxpool.Pool, host string, lease time.Duration) *Replica {
+// A released claim is a change of its VM, recorded in events as any other.
+func NewReplica(pool *pgxpool.Pool, events *outbox.Writer, host string, lease time.Duration) *Replica {
 	self, _ := procfs.Self() // no Linux /proc: the heartbeat alone decides
-	return &Replica{pool: pool, id: uuid.New(), host: host, lease: lease, self: self}
+	return &Replica{pool: pool, events: events, id: uuid.New(), host: host, lease: lease, self: self}
 }
 
 // Process is the operating-system process this replica runs as (the zero Process when unknown).
@@ -67,7 +72,8 @@ func (r *Replica) Beat(ctx context.Context) error {
 // by a process started at another time, or a zombie (procfs). A live replica elsewhere, even one with
 // the same host name, is never judged by /proc, only by its heartbeat; nor is a process whose row
 // does not name it (an older version). Claims without an owner (made before claims named their
-// process) are freed once their legacy age passed. The resync that follows reads those VMs' real state.
+// process) are freed once their legacy age passed. Each freed VM moves to its next version with an
+// event, so every reader sees the task gone. The resync that follows reads those VMs' real state.
 // A dead delete claim is left to that resync (it blocks nothing already): it removes the record of a VM
 // whose domain the delete had removed, and releases the claim of one whose domain is still there;
 // released here, a VM deleted on the hypervisor would have become an Error VM instead.
@@ -84,12 +90,22 @@ func (r *Replica) ReleaseDead(ctx context.Context) (int64, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM replicas WHERE id = ANY($1)`, gone); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE vms SET task = '', task_since = NULL, task_owner = NULL
-			WHERE task <> '' AND task <> 'delete' AND NOT (`+taskLive(r.lease)+`)`)
+		rows, err := tx.Query(ctx, `UPDATE vms SET task = '', task_since = NULL, task_owner = NULL, version = version + 1,
+			updated_at = now() WHERE task <> '' AND task <> 'delete' AND NOT (`+taskLive(r.lease)+`)
+			RETURNING `+vmColumns+`, false`)
 		if err != nil {
 			return err
 		}
-		released = tag.RowsAffected()
+		freed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.VM, error) { return scanVM(row) })
+		if err != nil {
+			return err
+		}
+		for _, vm := range freed {
+			if err := r.events.Add(ctx, tx, vmEvent(contract.TypeVMUpdated, vm, vm.Version)); err != nil {
+				return err
+			}
+		}
+		released = int64(len(freed))
 		_, err = tx.Exec(ctx, fmt.Sprintf(`DELETE FROM replicas WHERE heartbeat_at <= now() - interval '%d milliseconds' AND id <> $1`,
 			r.lease.Milliseconds()), r.id)
 		return err
