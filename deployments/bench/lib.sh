@@ -3,7 +3,7 @@
 
 # start_stack NAME — runs make run's run.sh with its own data directory, ports and libvirt pools (the
 # host's libvirtd; started by run.sh when absent) and waits until it is up. Sets DIR, PG_PORT,
-# GATEWAY, VM_ADDR, MEDIA_ADDR, TOKEN (the admin's) and the EXIT trap that stops it all again.
+# GATEWAY, VM_ADDR, MEDIA_ADDR, QUOTA_ADDR, TOKEN (the admin's) and the EXIT trap that stops it all again.
 # BENCH_LOG_DIR: keep the services' logs (with access logs, LOG_LEVEL=info) there.
 start_stack() {
 	bash deployments/local/ensure-deps.sh # libvirtd and its configuration, as make run has them
@@ -13,11 +13,13 @@ start_stack() {
 	STACK=
 	trap stop_stack EXIT
 	PG_PORT=$(free_port) VM_ADDR=127.0.0.1:$(free_port) MEDIA_ADDR=127.0.0.1:$(free_port) GATEWAY=127.0.0.1:$(free_port)
+	# Never a default port: a `make run` on this host holds those.
+	QUOTA_ADDR=127.0.0.1:$(free_port)
 	: >"$DIR/stack.log"
 	local log_level=warn
 	[[ -n "${BENCH_LOG_DIR:-}" ]] && log_level=info
 	LIMEN_DATA_DIR=$DIR/data LIMEN_PG_PORT=$PG_PORT LIMEN_KAFKA_ADDR=127.0.0.1:$(free_port) \
-		LIMEN_AUTH_ADDR=127.0.0.1:$(free_port) LIMEN_VM_ADDR=$VM_ADDR LIMEN_MEDIA_ADDR=$MEDIA_ADDR \
+		LIMEN_AUTH_ADDR=127.0.0.1:$(free_port) LIMEN_VM_ADDR=$VM_ADDR LIMEN_MEDIA_ADDR=$MEDIA_ADDR LIMEN_QUOTA_ADDR=$QUOTA_ADDR \
 		LIMEN_GATEWAY_ADDR=$GATEWAY LIMEN_LOG_TEE=0 LOG_LEVEL=$log_level LIMEN_RESYNC_INTERVAL=1h \
 		LIMEN_STORAGE_POOL=${POOLS[0]} LIMEN_ISO_POOL=${POOLS[1]} LIMEN_VM_STOP_TIMEOUT=2s \
 		bash deployments/local/run.sh >"$DIR/stack.log" 2>&1 &
@@ -42,12 +44,14 @@ start_stack() {
 
 stop_stack() {
 	if [[ -n "$STACK" ]]; then
-		kill -TERM "$STACK" 2>/dev/null || true
-		wait "$STACK" 2>/dev/null || true
+		# The pools go first: a libvirtd that run.sh started stops with the stack, and the pools'
+		# definitions would stay behind (autostarted).
 		for pool in "${POOLS[@]}"; do
 			virsh -q -c qemu:///system pool-destroy "$pool" >/dev/null 2>&1 || true
 			virsh -q -c qemu:///system pool-undefine "$pool" >/dev/null 2>&1 || true
 		done
+		kill -TERM "$STACK" 2>/dev/null || true
+		wait "$STACK" 2>/dev/null || true
 	fi
 	if [[ -n "${BENCH_LOG_DIR:-}" ]]; then
 		mkdir -p "$BENCH_LOG_DIR" && cp "$DIR"/data/logs/*.log "$BENCH_LOG_DIR/"

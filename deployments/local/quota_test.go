@@ -148,7 +148,7 @@ func checkQuota(t *testing.T, base, adminPassword, dataDir string) {
 
 	// quota-service frozen: growth is 503 with nothing made, a delete still works; once it is back,
 	// usage is right again (the release that could not reach it comes from the VM's deletion event).
-	quota := quotaServicePID(t, dataDir)
+	quota := servicePID(t, dataDir, "quota-service")
 	if err := syscall.Kill(quota, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +229,10 @@ func keys(v any) string {
 	return strings.Join(slices.Sorted(maps.Keys(m)), ",")
 }
 
-// quotaServicePID finds the quota-service run.sh started from this stack's data directory.
-func quotaServicePID(t *testing.T, dataDir string) int {
+// servicePID finds the service (its binary's name) run.sh started from this stack's data directory.
+func servicePID(t *testing.T, dataDir, service string) int {
 	t.Helper()
-	bin := filepath.Join(dataDir, "bin", "quota-service")
+	bin := filepath.Join(dataDir, "bin", service)
 	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
 	for _, p := range procs {
 		if exe, err := os.Readlink(p); err == nil && exe == bin {

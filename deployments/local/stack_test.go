@@ -147,6 +147,7 @@ func TestStack_RunLoginStop(t *testing.T) {
 	// failed logins that lock this client address out).
 	checkVMContract(t, "http://"+gwAddr, password)
 	checkQuota(t, "http://"+gwAddr, password, dataDir)
+	checkQuotaAfterCrash(t, "http://"+gwAddr, password, dataDir, libvirtd)
 	checkMediaContract(t, "http://"+gwAddr, password)
 	checkLiveStatus(t, "http://"+gwAddr, password)
 	checkRevocation(t, "http://"+gwAddr, password)

@@ -29,6 +29,7 @@ import (
 	"limen/libs/testkit/jwttest"
 	"limen/libs/testkit/libvirttest"
 	"limen/libs/testkit/pgtest"
+	"limen/libs/testkit/quotatest"
 	"limen/libs/testkit/testguest"
 )
 
@@ -334,21 +335,7 @@ func (s *stack) displaySocket(vm string) string {
 // admitEverything stands in for quota-service's internal API, admitting every change: these tests
 // are about consoles and stats, not limits.
 func admitEverything(t testing.TB) string {
-	quota := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Header.Get("Authorization") != "Bearer "+internalToken:
-			w.WriteHeader(http.StatusUnauthorized)
-		case r.URL.Path == contract.InternalReservationsRoute:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusCreated)
-			_, _ = w.Write([]byte(`{}`))
-		case strings.HasSuffix(r.URL.Path, "/commit"), strings.HasSuffix(r.URL.Path, "/release") && strings.Contains(r.URL.Path, "/reservations/"):
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{}`))
-		default:
-			w.WriteHeader(http.StatusNoContent)
-		}
-	}))
+	quota := httptest.NewServer(quotatest.AdmitEverything(internalToken))
 	t.Cleanup(quota.Close)
 	return quota.URL
 }
