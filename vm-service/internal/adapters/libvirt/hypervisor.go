@@ -128,16 +128,19 @@ func (h *Hypervisor) Create(_ context.Context, spec app.MachineSpec) error {
 	if err != nil {
 		return err
 	}
-	volume, err := l.StorageVolCreateXML(pool, vol, 0)
-	if err != nil {
-		return fmt.Errorf("create disk: %w", err)
-	}
 	def, err := h.domainDefinition(spec)
-	if err == nil {
-		_, err = l.DomainDefineXML(def)
-	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("define domain: %w", err), l.StorageVolDelete(volume, 0))
+		return err
+	}
+	// The domain first, the disk second: a crash between the two, or after both, leaves a domain this
+	// installation owns and never recorded, which the resync removes with its disk (see
+	// app.ResyncHandler). The other way round it would leave a disk that nothing leads to.
+	dom, err := l.DomainDefineXML(def)
+	if err != nil {
+		return fmt.Errorf("define domain: %w", err)
+	}
+	if _, err := l.StorageVolCreateXML(pool, vol, 0); err != nil {
+		return errors.Join(fmt.Errorf("create disk: %w", err), l.DomainUndefineFlags(dom, golibvirt.DomainUndefineNvram))
 	}
 	return nil
 }

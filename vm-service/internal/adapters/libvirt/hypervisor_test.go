@@ -128,7 +128,7 @@ func TestLifecycle_CreateStartPauseResumeStopResizeDelete(t *testing.T) {
 	}
 }
 
-func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
+func TestCreate_DefineFails_MakesNoDisk(t *testing.T) {
 	ctx := context.Background()
 	l := libvirttest.Connect(t)
 	h := newHypervisor(t, l, "no-such-hypervisor")
@@ -139,6 +139,56 @@ func TestCreate_DefineFails_LeavesNoDisk(t *testing.T) {
 	pool, _ := l.StoragePoolLookupByName("limen-vms")
 	if _, err := l.StorageVolLookupByName(pool, s.UUID.String()+".qcow2"); err == nil {
 		t.Fatal("disk left behind after a failed create")
+	}
+}
+
+// The domain is defined before the disk is made. A disk that cannot be made (here: a volume of its
+// name is there already, not this create's) leaves no domain and the volume as it was; a create cut
+// short between the two leaves a domain without a disk, which Delete removes.
+func TestCreate_DiskFails_LeavesNoDomain_ADomainWithoutDiskDeletes(t *testing.T) {
+	ctx := context.Background()
+	l := libvirttest.Connect(t)
+	h := newHypervisor(t, l, "qemu")
+	s := spec()
+	pool, err := l.StoragePoolLookupByName("limen-vms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	existing, err := l.StorageVolCreateXML(pool, fmt.Sprintf(`<volume><name>%s.qcow2</name><capacity unit="MiB">1</capacity>
+		<target><format type="qcow2"/></target></volume>`, s.UUID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.StorageVolDelete(existing, 0) })
+	if err := h.Create(ctx, s); err == nil {
+		t.Fatal("create over an existing disk succeeded")
+	}
+	if _, err := l.DomainLookupByUUID(golibvirt.UUID(s.UUID)); !golibvirt.IsNotFound(err) {
+		t.Fatalf("a domain is left after the disk failed: %v", err)
+	}
+	if _, err := l.StorageVolLookupByName(pool, s.UUID.String()+".qcow2"); err != nil {
+		t.Fatalf("the volume that was there is gone: %v", err)
+	}
+	if err := l.StorageVolDelete(existing, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// What a crash between the two steps leaves: the domain alone.
+	if err := h.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	vol, err := l.StorageVolLookupByName(pool, s.UUID.String()+".qcow2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StorageVolDelete(vol, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Delete(ctx, s.UUID); err != nil {
+		t.Fatalf("delete of a domain without its disk: %v", err)
+	}
+	if _, err := l.DomainLookupByUUID(golibvirt.UUID(s.UUID)); !golibvirt.IsNotFound(err) {
+		t.Fatalf("the domain is left: %v", err)
 	}
 }
 
