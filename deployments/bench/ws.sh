@@ -7,6 +7,9 @@
 # disconnected; the gateway's CPU while publishing.
 #
 #   WS_STAGES (1000,5000,10000)  WS_RATE (1000)  WS_DURATION (30s)  WS_ARGS: more wsbench flags
+#   WS_PPROF: a directory for the gateway's live heap at idle and its CPU profile, per stage
+#   (gateway-heap-<sockets>.pprof, gateway-cpu-<sockets>.pprof; the gateway then runs as
+#   gateway/internal/service's TestServeForProfile), and wsbench's own (wsbench-cpu.pprof)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -31,7 +34,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$DIR/gateway" ./gateway/cmd/gateway
+pprof_args=()
+if [[ -n "${WS_PPROF:-}" ]]; then
+	mkdir -p "$WS_PPROF"
+	go test -c -o "$DIR/gateway.test" ./gateway/internal/service
+	# The CPU profile (the whole stage) is named after the heap profile wsbench gives the gateway.
+	# shellcheck disable=SC2016 # the wrapper expands it, per stage
+	printf '#!/bin/bash\nLIMEN_BENCH_SERVE=1 exec "%s" -test.run "^TestServeForProfile$" -test.cpuprofile "${LIMEN_BENCH_HEAP/-heap-/-cpu-}"\n' \
+		"$DIR/gateway.test" >"$DIR/gateway"
+	chmod +x "$DIR/gateway"
+	pprof_args=(-heap-dir "$(cd "$WS_PPROF" && pwd)" -cpuprofile "$(cd "$WS_PPROF" && pwd)/wsbench-cpu.pprof")
+else
+	go build -o "$DIR/gateway" ./gateway/cmd/gateway
+fi
 go build -o "$DIR/limen-broker" ./deployments/broker
 go build -o "$DIR/wsbench" ./deployments/bench/wsbench
 BROKER=127.0.0.1:$(free_port)
@@ -41,4 +56,4 @@ BROKER_PID=$!
 echo "live status sockets: events at ${WS_RATE:-1000}/s for ${WS_DURATION:-30s}, $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), per idle socket: gateway RSS, Go heap + stacks, goroutines"
 # shellcheck disable=SC2086 # WS_ARGS are words
 "$DIR/wsbench" -gateway "$DIR/gateway" -broker "$BROKER" -broker-pid "$BROKER_PID" -sockets "$stages" -rate "${WS_RATE:-1000}" \
-	-duration "${WS_DURATION:-30s}" ${WS_ARGS:-}
+	-duration "${WS_DURATION:-30s}" "${pprof_args[@]}" ${WS_ARGS:-}

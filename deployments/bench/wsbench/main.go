@@ -32,6 +32,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,10 @@ type options struct {
 	gcWait                  time.Duration
 	dialers                 int
 	sendQueue, pingInterval string
+	// heapDir: where the gateway (a TestServeForProfile wrapper) writes its heap at idle, per stage.
+	heapDir string
+	// cpuProfile: where this process (the clients and the publisher) writes its CPU profile.
+	cpuProfile string
 }
 
 func main() {
@@ -82,6 +88,9 @@ func main() {
 	flag.IntVar(&o.dialers, "dialers", 64, "sockets opened at once")
 	flag.StringVar(&o.sendQueue, "send-queue", "", "LIMEN_WS_SEND_QUEUE for the gateway (empty: its default)")
 	flag.StringVar(&o.pingInterval, "ping", "", "LIMEN_WS_PING_INTERVAL for the gateway (empty: its default)")
+	flag.StringVar(&o.heapDir, "heap-dir", "", "have the gateway write its live heap at idle to DIR/gateway-heap-<sockets>.pprof "+
+		"(LIMEN_BENCH_HEAP and SIGUSR1: -gateway must run gateway/internal/service's TestServeForProfile)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the CPU profile of the clients and the publisher to this file")
 	flag.Parse()
 	for s := range strings.SplitSeq(stages, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -92,6 +101,16 @@ func main() {
 	}
 	if o.gatewayBin == "" || o.broker == "" || o.stalled > o.adminSockets {
 		log.Fatal("-gateway and -broker are required, and -stalled is at most -admin-sockets")
+	}
+	if o.cpuProfile != "" {
+		out, err := os.Create(o.cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	f, err := newFixture(o)
 	if err != nil {
@@ -225,6 +244,9 @@ func (f *fixture) startGateway(sockets int) (*gateway, error) {
 	if f.o.pingInterval != "" {
 		cmd.Env = append(cmd.Env, "LIMEN_WS_PING_INTERVAL="+f.o.pingInterval)
 	}
+	if f.o.heapDir != "" {
+		cmd.Env = append(cmd.Env, "LIMEN_BENCH_HEAP="+f.heapFile(sockets))
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -244,6 +266,30 @@ func (f *fixture) startGateway(sockets int) (*gateway, error) {
 	}
 }
 
+func (f *fixture) heapFile(sockets int) string {
+	return filepath.Join(f.o.heapDir, fmt.Sprintf("gateway-heap-%d.pprof", sockets))
+}
+
+// writeHeap has the gateway write its live heap to file, and waits until it has: events must not
+// be published while it does.
+func (g *gateway) writeHeap(file string) error {
+	_ = os.Remove(file)
+	if err := g.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	var size int64 = -1
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		fi, err := os.Stat(file)
+		if err == nil && fi.Size() > 0 && fi.Size() == size {
+			return nil
+		}
+		if err == nil {
+			size = fi.Size()
+		}
+	}
+	return errors.New("the gateway wrote no heap profile")
+}
+
 func (g *gateway) stop() {
 	_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	_ = g.cmd.Wait()
@@ -253,6 +299,9 @@ func (g *gateway) stop() {
 type reading struct {
 	rss, heap, stacks, goroutines float64
 	cpu                           time.Duration
+	// sys is the part of cpu spent in the kernel; writes counts the write calls so far.
+	sys    time.Duration
+	writes int64
 	// gcs counts the garbage collections so far.
 	gcs float64
 }
@@ -269,7 +318,10 @@ func (g *gateway) read() (reading, error) {
 			r.rss = v * 1024
 		}
 	}
-	if r.cpu, err = cpuTime(g.cmd.Process.Pid); err != nil {
+	if r.cpu, r.sys, err = cpuTimes(g.cmd.Process.Pid); err != nil {
+		return r, err
+	}
+	if r.writes, err = writeCalls(g.cmd.Process.Pid); err != nil {
 		return r, err
 	}
 	resp, err := http.Get("http://" + g.metrics + "/metrics")
@@ -301,14 +353,35 @@ func (g *gateway) read() (reading, error) {
 
 // cpuTime is the CPU time (user and system) process pid has used.
 func cpuTime(pid int) (time.Duration, error) {
+	cpu, _, err := cpuTimes(pid)
+	return cpu, err
+}
+
+// cpuTimes is the CPU time process pid has used, and the part of it in the kernel.
+func cpuTimes(pid int) (cpu, sys time.Duration, err error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * tick, time.Duration(stime) * tick, nil
+}
+
+// writeCalls counts the write system calls process pid has made (/proc/PID/io's syscw).
+func writeCalls(pid int) (int64, error) {
+	stats, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(stats), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("no syscw in /proc/PID/io")
 }
 
 // client is one socket.
@@ -486,9 +559,15 @@ func (f *fixture) stage(n int) (result, error) {
 			return res, err
 		}
 	}
+	if f.o.heapDir != "" {
+		if err := g.writeHeap(f.heapFile(n)); err != nil {
+			return res, err
+		}
+	}
 	per := func(a, b float64) float64 { return (a - b) / float64(n) }
 	res.idle = reading{rss: per(idle.rss, before.rss), heap: per(idle.heap, before.heap),
 		stacks: per(idle.stacks, before.stacks), goroutines: per(idle.goroutines, before.goroutines)}
+	log.Printf("%d sockets, per idle socket: Go heap %.1f KB, stacks %.1f KB", n, res.idle.heap/1024, res.idle.stacks/1024)
 
 	clientBefore, err := cpuTime(os.Getpid())
 	if err != nil {
@@ -531,6 +610,10 @@ func (f *fixture) stage(n int) (result, error) {
 	brokerAfter, _ := cpuTime(f.o.brokerPID)
 	res.cpu, res.clientCPU = (after.cpu-idle.cpu).Seconds()/window, (clientAfter-clientBefore).Seconds()/window
 	res.brokerCPU = (brokerAfter - brokerBefore).Seconds() / window
+	defer func() {
+		log.Printf("%d sockets, while publishing: gateway %.0f %% of its CPU in the kernel, %.2f write calls per message delivered",
+			n, 100*float64(after.sys-idle.sys)/float64(after.cpu-idle.cpu), float64(after.writes-idle.writes)/float64(res.delivered))
+	}()
 
 	// The stalled clients read what reached them: the gateway should have closed them, as too slow.
 	var latencies []time.Duration

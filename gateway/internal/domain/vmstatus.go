@@ -98,8 +98,9 @@ type SeqFilter struct {
 	last map[string]lastSent
 }
 
-// NewSeqFilter starts with nothing sent.
-func NewSeqFilter() *SeqFilter { return &SeqFilter{last: map[string]lastSent{}} }
+// NewSeqFilter starts with nothing sent. Its map is made by the first event admitted: an idle
+// socket holds none.
+func NewSeqFilter() *SeqFilter { return &SeqFilter{} }
 
 // Admit reports whether e is newer than what was sent for its VM, and if so records it as sent. A
 // deleted VM's last sequence is kept, so a stale update arriving after the deletion stays dropped.
@@ -113,6 +114,9 @@ func (f *SeqFilter) Admit(e VMEvent) bool {
 		return false
 	}
 	*seq, *sent = e.Seq, true
+	if f.last == nil {
+		f.last = map[string]lastSent{}
+	}
 	f.last[e.VMUUID] = last
 	return true
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,8 +60,9 @@ const (
 //
 // An open socket costs one goroutine, which reads: a client has nothing to say beyond its pongs and
 // its close. Everything the socket sends goes through its writer (socket.wake), which runs in a
-// goroutine of its own only while there is something to send. Messages alike for every client (all
-// but lists) are encoded and framed once (app.SharedMessage); writes borrow buffers from a pool.
+// goroutine of its own only while there is something to send, and sends all that waits in one write
+// (socket.send). Messages alike for every client (all but lists) are encoded and framed once
+// (app.SharedMessage).
 type VMStatus struct {
 	Watch app.WatchVMStatusHandler
 	// Verifier checks an open socket's token again when auth-service revokes tokens of its user.
@@ -91,7 +94,13 @@ const (
 	// keptMessages bounds the writer's buffer a socket keeps between runs; a larger one, after a
 	// burst, goes.
 	keptMessages = 16
+	// batchBytes is about the most one write sends: the writer writes its batch once it holds that
+	// much, and pools buffers up to that size.
+	batchBytes = 64 << 10
 )
+
+// batches are the writers' buffers, in which the frames of one write are put together.
+var batches = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // NewVMStatus serves the live status use case until ctx ends, when every socket is closed (1001).
 func NewVMStatus(ctx context.Context, watch app.WatchVMStatusHandler, verifier *authn.Verifier, log *slog.Logger) *VMStatus {
@@ -100,6 +109,8 @@ func NewVMStatus(ctx context.Context, watch app.WatchVMStatusHandler, verifier *
 	if err != nil {
 		log.Warn("metric limen.ws.clients unavailable", "err", err)
 	}
+	// The writer frames messages itself (socket.send); with a pool, which it never uses, a Conn
+	// allocates no write buffer of its own.
 	s := &VMStatus{Watch: watch, Verifier: verifier, Log: log, stopping: ctx.Done(), clients: clients,
 		upgrader: websocket.FastHTTPUpgrader{ReadBufferSize: readBufferSize, WriteBufferPool: &sync.Pool{},
 			// CheckOrigin (the middleware) has decided.
@@ -139,7 +150,8 @@ func (s *VMStatus) Accept(c *fiber.Ctx) error {
 	c.Locals(localIdentity, identity{
 		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), queryBool(c, "all")),
 		token:  who.token, expires: who.claims.ExpiresAt.Time,
-		requestID: logging.RequestID(c.UserContext()),
+		// A copy: the id as the request has it keeps the request's context alive.
+		requestID: strings.Clone(logging.RequestID(c.UserContext())),
 	})
 	return c.Next()
 }
@@ -157,18 +169,34 @@ func (s *VMStatus) Upgrade() fiber.Handler {
 		if !ok {
 			return fiber.ErrUpgradeRequired
 		}
-		if err := s.upgrader.Upgrade(c.Context(), func(conn *websocket.Conn) { s.serve(conn, id) }); err != nil {
+		fctx := c.Context()
+		err := s.upgrader.Upgrade(fctx, func(conn *websocket.Conn) {
+			dropRequest(fctx)
+			s.serve(conn, id)
+		})
+		if err != nil {
 			return fiber.ErrUpgradeRequired
 		}
 		return nil
 	}
 }
 
+// dropRequest lets go of the upgrade request's buffers (its headers, URI and query, the answer's
+// headers, the locals), which fasthttp's context would otherwise hold for as long as the socket is
+// open: it keeps the context until the connection's hijack handler returns, and the socket is served
+// in that handler. Nothing reads the request any more then; a zero Request or Response is ready for
+// the context's next use.
+func dropRequest(fctx *fasthttp.RequestCtx) {
+	fctx.Request.Reset() // closes the locals that need it
+	fctx.Request = fasthttp.Request{}
+	fctx.Response = fasthttp.Response{}
+}
+
 // recovered, deferred by each of a socket's goroutines, logs a panic rather than letting it end the
 // process, and ends the connection.
 func (sock *socket) recovered() {
 	if r := recover(); r != nil {
-		sock.status.Log.ErrorContext(sock.ctx, "live status: panic", "panic", r, "stack", string(debug.Stack()))
+		sock.status.Log.ErrorContext(sock.logCtx(), "live status: panic", "panic", r, "stack", string(debug.Stack()))
 		sock.broken()
 	}
 }
@@ -194,7 +222,7 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 	// The first list goes out before anything else: its writer runs from the start. The client
 	// leaving ends its fetch.
 	listCtx, stopList := context.WithCancel(ctx)
-	sock := &socket{status: s, conn: conn, id: id, ctx: ctx, writing: true, stopList: stopList}
+	sock := &socket{status: s, conn: conn, id: id, writing: true, stopList: stopList}
 	sock.slot = s.sockets.open(sock, s.maxPerUser())
 	if s.clients != nil {
 		s.clients.Add(ctx, 1)
@@ -205,13 +233,22 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 		sock.shutDown(closeShutdown, "Server shutting down", "")
 	default:
 	}
-	// The client answers pings with pongs, which keep the read deadline moving.
+	// The client answers pings with pongs, which keep the read deadline moving. Its pings and its
+	// close are answered by the writer (and finish), the only ones that write.
 	ping := s.pingInterval()
 	conn.SetReadLimit(maxClientMessage)
 	_ = conn.SetReadDeadline(time.Now().Add(2 * ping))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(2 * ping)) })
+	conn.SetPingHandler(func(data string) error {
+		sock.mu.Lock()
+		sock.pong = &data
+		sock.mu.Unlock()
+		sock.wake()
+		return nil
+	})
+	conn.SetCloseHandler(func(int, string) error { return nil })
 	sock.writers.Add(1)
-	go sock.start(listCtx, ping)
+	go sock.start(listCtx)
 	var err error
 	defer func() { sock.finish(err) }()
 	defer sock.recovered()
@@ -227,16 +264,15 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 // the session's messages, pings, a token check after a revocation, and the close the socket ends
 // with.
 type socket struct {
-	status *VMStatus
-	conn   *websocket.Conn
-	id     identity
-	// ctx carries the request id into the socket's logs.
-	ctx     context.Context
+	status  *VMStatus
+	conn    *websocket.Conn
+	id      identity
 	slot    *socketSlot
 	writers sync.WaitGroup
-	// session and the timers are set by start, before it hands the writer on.
-	session        *app.StatusSession
-	pinger, expiry *time.Timer
+	// session and the timer are set by start, before it hands the writer on.
+	session *app.StatusSession
+	// timer fires when the next ping is due, or the token expires if that comes first.
+	timer *time.Timer
 	// msgs is the writer's buffer, kept between runs.
 	msgs []app.StatusMessage
 
@@ -244,6 +280,8 @@ type socket struct {
 	// writing: a writer runs; again: something arrived since it looked.
 	writing, again bool
 	ping, recheck  bool
+	// pong is what the client's last unanswered ping carried.
+	pong *string
 	// closing is the first reason given to close, if any; shut: the close is sent or the connection
 	// broken, nothing more is written.
 	closing *ending
@@ -263,7 +301,7 @@ type ending struct {
 
 // start is the writer's first run: it opens the session, sends the first list, arms the timers and
 // goes on with what arrived meanwhile.
-func (sock *socket) start(listCtx context.Context, ping time.Duration) {
+func (sock *socket) start(listCtx context.Context) {
 	defer sock.writers.Done()
 	defer sock.recovered()
 	s := sock.status
@@ -275,23 +313,40 @@ func (sock *socket) start(listCtx context.Context, ping time.Duration) {
 	sock.mu.Unlock()
 	if err != nil {
 		if !clientGone {
-			s.Log.WarnContext(sock.ctx, "live status: no VM list", "user_id", sock.id.viewer.UserID, "err", err)
+			s.Log.WarnContext(sock.logCtx(), "live status: no VM list", "user_id", sock.id.viewer.UserID, "err", err)
 			sock.close(&ending{code: closeNoList, reason: "VM list unavailable"})
 		}
 		return
 	}
 	sock.session = session
-	if !sock.write(session.First()) {
+	if !sock.send(session.First()) {
 		return
 	}
-	sock.pinger = time.AfterFunc(ping, func() {
-		sock.mu.Lock()
-		sock.ping = true
-		sock.mu.Unlock()
-		sock.wake()
-	})
-	sock.expiry = time.AfterFunc(time.Until(sock.id.expires), func() { sock.shutDown(CloseTokenExpired, "Token expired", "") })
+	sock.timer = time.AfterFunc(sock.untilTimer(), sock.timerFired)
 	sock.run()
+}
+
+// untilTimer is how long until the next ping is due or the token expires, whichever comes first.
+func (sock *socket) untilTimer() time.Duration {
+	return min(sock.status.pingInterval(), time.Until(sock.id.expires))
+}
+
+// timerFired closes the socket if the token has expired (4401), and has the writer ping otherwise.
+func (sock *socket) timerFired() {
+	if !time.Now().Before(sock.id.expires) {
+		sock.shutDown(CloseTokenExpired, "Token expired", "")
+		return
+	}
+	sock.mu.Lock()
+	sock.ping = true
+	sock.mu.Unlock()
+	sock.wake()
+}
+
+// logCtx carries the request id into the socket's logs (the socket keeps no context: it is rarely
+// needed).
+func (sock *socket) logCtx() context.Context {
+	return logging.WithRequestID(context.Background(), sock.id.requestID)
 }
 
 // wake has the writer look at what there is to do, starting it unless it runs.
@@ -343,8 +398,8 @@ func (sock *socket) run() {
 			return
 		}
 		sock.again = false
-		closing, ping, recheck := sock.closing, sock.ping, sock.recheck
-		sock.ping, sock.recheck = false, false
+		closing, ping, recheck, pong := sock.closing, sock.ping, sock.recheck, sock.pong
+		sock.ping, sock.recheck, sock.pong = false, false, nil
 		sock.mu.Unlock()
 
 		if closing != nil {
@@ -357,11 +412,12 @@ func (sock *socket) run() {
 				return
 			}
 		}
+		if pong != nil && !sock.control(websocket.PongMessage, []byte(*pong)) {
+			return
+		}
 		msgs, cut := sock.session.Take(sock.msgs[:0])
-		for _, m := range msgs {
-			if !sock.write(m) {
-				return
-			}
+		if !sock.send(msgs...) {
+			return
 		}
 		clear(msgs)
 		if cap(msgs) <= keptMessages {
@@ -374,11 +430,10 @@ func (sock *socket) run() {
 			return
 		}
 		if ping {
-			if err := sock.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout())); err != nil {
-				sock.broken()
+			if !sock.control(websocket.PingMessage, nil) {
 				return
 			}
-			sock.pinger.Reset(s.pingInterval())
+			sock.timer.Reset(sock.untilTimer())
 		}
 
 		sock.mu.Lock()
@@ -391,34 +446,65 @@ func (sock *socket) run() {
 	}
 }
 
-// write sends one message; false means the connection is broken and done with. A message every
-// client gets alike goes out as the frame made for the first; a list is encoded here.
-func (sock *socket) write(m app.StatusMessage) bool {
-	s := sock.status
-	var err error
-	_ = sock.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
-	if m.Shared == nil {
-		var body []byte
-		if body, err = json.Marshal(toStatusMessage(m)); err != nil {
-			s.Log.ErrorContext(sock.ctx, "live status: encoding a message", "err", err)
-			return true
+// send writes msgs, in order, in as few writes as it can (one, unless they come to more than
+// batchBytes); false means the connection is broken and done with. A message every client gets alike
+// goes out as the frame made for the first; a list is encoded here.
+//
+// The writer writes frames to the connection itself rather than through the Conn, one write for
+// many messages: with thousands of sockets, writes are what the gateway spends its time on. Only the
+// writer writes (the client's pings and close are answered by it); the Conn's own close after a
+// client's protocol error is one whole write, which the connection does not interleave with others.
+func (sock *socket) send(msgs ...app.StatusMessage) bool {
+	bp := batches.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= batchBytes {
+			*bp = (*bp)[:0]
+			batches.Put(bp)
 		}
-		err = sock.conn.WriteMessage(websocket.TextMessage, body)
-	} else {
-		encoded := m.Shared.Encoded(m, prepareStatusMessage)
-		pm, ok := encoded.(*websocket.PreparedMessage)
-		if !ok {
-			s.Log.ErrorContext(sock.ctx, "live status: encoding a message", "err", encoded)
-			return true
+	}()
+	for _, m := range msgs {
+		if m.Shared == nil {
+			body, err := json.Marshal(toStatusMessage(m))
+			if err != nil {
+				sock.status.Log.ErrorContext(sock.logCtx(), "live status: encoding a message", "err", err)
+				continue
+			}
+			*bp = appendTextFrame(*bp, body)
+		} else {
+			encoded := m.Shared.Encoded(m, frameStatusMessage)
+			frame, ok := encoded.(sharedFrame)
+			if !ok {
+				sock.status.Log.ErrorContext(sock.logCtx(), "live status: encoding a message", "err", encoded)
+				continue
+			}
+			*bp = append(*bp, frame...)
 		}
-		err = sock.conn.WritePreparedMessage(pm)
+		if len(*bp) >= batchBytes {
+			if !sock.flush(*bp) {
+				return false
+			}
+			*bp = (*bp)[:0]
+		}
+	}
+	return sock.flush(*bp)
+}
+
+// flush writes frames, within the write timeout; false means the connection is broken and done with.
+func (sock *socket) flush(frames []byte) bool {
+	if len(frames) == 0 {
+		return true
+	}
+	conn := sock.conn.NetConn()
+	err := conn.SetWriteDeadline(time.Now().Add(sock.status.writeTimeout()))
+	if err == nil {
+		_, err = conn.Write(frames)
 	}
 	if err != nil {
 		sock.mu.Lock()
 		gone := sock.done
 		sock.mu.Unlock()
 		if !gone {
-			s.Log.InfoContext(sock.ctx, "live status: client did not take a message, disconnected", "err", err)
+			sock.status.Log.InfoContext(sock.logCtx(), "live status: client did not take a message, disconnected", "err", err)
 		}
 		sock.broken()
 		return false
@@ -426,25 +512,51 @@ func (sock *socket) write(m app.StatusMessage) bool {
 	return true
 }
 
-// prepareStatusMessage is a message as it goes on the wire to every client (a
-// *websocket.PreparedMessage), or the error that prevented it.
-func prepareStatusMessage(m app.StatusMessage) any {
+// control writes a ping or a pong; false means the connection is broken and done with.
+func (sock *socket) control(kind int, data []byte) bool {
+	if err := sock.conn.WriteControl(kind, data, time.Now().Add(sock.status.writeTimeout())); err != nil {
+		sock.broken()
+		return false
+	}
+	return true
+}
+
+// sharedFrame is a message as it goes on the wire to every client: one text frame.
+type sharedFrame []byte
+
+// frameStatusMessage is a message as every client is sent it (a sharedFrame), or the error that
+// prevented it.
+func frameStatusMessage(m app.StatusMessage) any {
 	body, err := json.Marshal(toStatusMessage(m))
 	if err != nil {
 		return err
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, body)
-	if err != nil {
-		return err
+	return sharedFrame(appendTextFrame(make([]byte, 0, len(body)+maxFrameHeader), body))
+}
+
+// maxFrameHeader is the longest header of a server's frame (RFC 6455, 5.2: no mask).
+const maxFrameHeader = 10
+
+// appendTextFrame appends body as one final text frame, unmasked as a server sends it (RFC 6455,
+// 5.2).
+func appendTextFrame(dst, body []byte) []byte {
+	const finalText = 0x80 | websocket.TextMessage
+	switch n := len(body); {
+	case n <= 125:
+		dst = append(dst, finalText, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, finalText, 126, byte(n>>8), byte(n))
+	default:
+		dst = binary.BigEndian.AppendUint64(append(dst, finalText, 127), uint64(n))
 	}
-	return pm
+	return append(dst, body...)
 }
 
 // close says why the server ends the connection (best effort: the client may be gone already) and
 // ends it, which ends the reader.
 func (sock *socket) close(c *ending) {
 	if c.note != "" {
-		sock.status.Log.InfoContext(sock.ctx, c.note, "user_id", sock.id.viewer.UserID)
+		sock.status.Log.InfoContext(sock.logCtx(), c.note, "user_id", sock.id.viewer.UserID)
 	}
 	_ = sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
 	sock.broken()
@@ -468,12 +580,16 @@ func (sock *socket) finish(err error) {
 	}
 	sock.mu.Unlock()
 	sock.writers.Wait()
-	if sock.pinger != nil {
-		sock.pinger.Stop()
-		sock.expiry.Stop()
+	if sock.timer != nil {
+		sock.timer.Stop()
 	}
 	var closed *websocket.CloseError
-	if !sock.shut && !errors.As(err, &closed) {
+	switch {
+	case sock.shut:
+	case errors.As(err, &closed):
+		// The client's close, answered with its code as the protocol asks.
+		_ = sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closed.Code, ""), time.Now().Add(time.Second))
+	default:
 		// No close frame: the client vanished or stopped answering pings.
 		sock.close(&ending{code: closeNoAnswer, reason: "No answer to ping"})
 	}
