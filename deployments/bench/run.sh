@@ -100,6 +100,7 @@ for round in $(seq "$ROUNDS"); do
 		END { printf "%.3f %.3f %.2f\n", rps["gateway"] / rps["fastproxy"], rps["gateway"] / rps["nginx"], p99["gateway"] - p99["fastproxy"] }' "$DIR/round-$round"
 done >"$DIR/ratios"
 ratio() { sort -n -k"$1","$1" "$DIR/ratios" | awk -v k="$1" '{ v[NR] = $k } END { printf "%s (%s to %s)", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+echo "per round (gateway/fastproxy, gateway/nginx, p99 added ms): $(awk '{ printf "%s[%s %s %s]", (NR > 1 ? " " : ""), $1, $2, $3 }' "$DIR/ratios")"
 echo "per round, median (lowest to highest) of $ROUNDS:"
 echo "  gateway/fastproxy throughput $(ratio 1), goal >= 0.90"
 echo "  gateway/nginx throughput     $(ratio 2), goal >= 0.85"

@@ -7,21 +7,51 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
 
-// WithRequestID returns a context carrying the request id of the call being served.
+// WithRequestID returns a context carrying a copy of id, the request id of the call being served: id
+// may alias a buffer the server reuses once the request is answered, while the context may outlive it.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	c := &requestIDContext{Context: ctx}
+	if len(id) <= len(c.stored) {
+		n := copy(c.stored[:], id)
+		c.id = unsafe.String(&c.stored[0], n)
+	} else {
+		c.id = strings.Clone(id)
+	}
+	return c
 }
 
 // RequestID is the request id carried by ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.id
+	}
+	return ""
+}
+
+// requestIDContext is a context with a request id, made for every request served: one allocation
+// for the context and the id (a UUID, or any id as long, is kept in stored), where context.WithValue
+// and a copy of the id took three.
+type requestIDContext struct {
+	context.Context
+	id     string
+	stored [36]byte
+}
+
+// Value answers the request id key with the context itself: a pointer, which an interface holds
+// without allocating, where the id as a string would not be.
+func (c *requestIDContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // New returns a JSON logger to stdout at level ("debug", "info", "warn", "error"), tagged with the service.

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -37,6 +39,9 @@ type Telemetry struct {
 	meter           *sdkmetric.MeterProvider
 	registry        *prometheus.Registry
 	requestDuration *prometheus.HistogramVec
+	// propagator is the one Setup installs, and propagated the request headers it reads.
+	propagator propagation.TextMapPropagator
+	propagated []string
 }
 
 // Setup installs the global providers and propagator for service.
@@ -66,7 +71,9 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 
 	otel.SetTracerProvider(t.tracer)
 	otel.SetMeterProvider(t.meter)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	t.propagated = t.propagator.Fields()
+	otel.SetTextMapPropagator(t.propagator)
 	requestDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "http_server_request_duration_seconds", Help: "Duration of HTTP requests served, by method, route and status.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -83,14 +90,24 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 func (t *Telemetry) Middleware() fiber.Handler {
 	tracer := t.tracer.Tracer("limen/libs/telemetry")
 	return func(c *fiber.Ctx) error {
-		start := time.Now()
-		ctx := otel.GetTextMapPropagator().Extract(c.UserContext(), requestHeaderCarrier{&c.Request().Header})
-		ctx, span := tracer.Start(ctx, "HTTP", trace.WithSpanKind(trace.SpanKindServer))
+		ctx := c.UserContext()
+		// Most requests carry no trace: one pass over their headers tells, where the propagators
+		// would look each of theirs up in turn.
+		if carriesAny(&c.Request().Header, t.propagated) {
+			ctx = t.propagator.Extract(ctx, requestHeaderCarrier{&c.Request().Header})
+		}
+		// Without an exporter no span is ever recorded, and the no-op tracer's would only put back in
+		// the context the inbound span context it already holds: not started, it costs nothing.
+		span := trace.SpanFromContext(ctx)
+		if t.sdkTracer != nil {
+			ctx, span = tracer.Start(ctx, "HTTP", serverSpan...)
+		}
 		c.SetUserContext(ctx)
 		err := c.Next()
 
 		method, route, status := methodLabel(c.Method()), c.Route().Path, c.Response().StatusCode()
-		t.requestDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		// From when the server handed the request over: fasthttp has read the clock then already.
+		t.requestDuration.WithLabelValues(method, route, statusLabel(status)).Observe(time.Since(c.Context().Time()).Seconds())
 		if span.IsRecording() {
 			span.SetName(method + " " + route)
 			span.SetAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRoute(route), semconv.HTTPResponseStatusCode(status))
@@ -103,6 +120,25 @@ func (t *Telemetry) Middleware() fiber.Handler {
 	}
 }
 
+// serverSpan are the options of a request's span, made once: made per call they cost an allocation.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// statusLabels are the status label values of the codes HTTP defines, made once: strconv.Itoa
+// costs an allocation per request.
+var statusLabels = func() (labels [600]string) {
+	for code := 100; code < len(labels); code++ {
+		labels[code] = strconv.Itoa(code)
+	}
+	return labels
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
+}
+
 // methodLabel keeps label values bounded and owned: Fiber's method string aliases a reused buffer.
 func methodLabel(m string) string {
 	for _, known := range []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
@@ -112,6 +148,18 @@ func methodLabel(m string) string {
 		}
 	}
 	return "OTHER"
+}
+
+// carriesAny reports whether h has a header by one of names (in any letter case).
+func carriesAny(h *fasthttp.RequestHeader, names []string) bool {
+	for key := range h.All() {
+		for _, name := range names {
+			if len(key) == len(name) && strings.EqualFold(utils.UnsafeString(key), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // requestHeaderCarrier lets the propagator read and write fasthttp request headers.

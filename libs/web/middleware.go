@@ -18,23 +18,26 @@ const HeaderRequestID = "X-Request-ID"
 
 // RequestID keeps a well-formed inbound X-Request-ID or makes one, echoes it in the response and puts it
 // in the request's context for logs and outgoing calls. The context may outlive the request (a live
-// socket logs with it), so the id there is a copy of Fiber's buffer, never the buffer itself.
+// socket logs with it); logging.WithRequestID keeps a copy of Fiber's buffer there, never the buffer.
 func RequestID() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var id string
-		if inbound := c.Request().Header.Peek(HeaderRequestID); wellFormedRequestID(utils.UnsafeString(inbound)) {
-			id = string(inbound)
-		} else {
+		req := &c.Request().Header
+		id := req.Peek(HeaderRequestID)
+		if !wellFormedRequestID(utils.UnsafeString(id)) {
 			var made [36]byte
 			newRequestID(&made)
-			id = string(made[:])
-			c.Request().Header.SetBytesV(HeaderRequestID, made[:])
+			req.SetCanonical(requestIDKey, made[:])
+			id = made[:]
 		}
-		c.Response().Header.SetBytesV(HeaderRequestID, c.Request().Header.Peek(HeaderRequestID))
-		c.SetUserContext(logging.WithRequestID(c.UserContext(), id))
+		c.Response().Header.SetCanonical(requestIDKey, id)
+		c.SetUserContext(logging.WithRequestID(c.UserContext(), utils.UnsafeString(id)))
 		return c.Next()
 	}
 }
+
+// requestIDKey is HeaderRequestID as fasthttp spells it when it normalises names, as Fiber has it do:
+// set by this spelling, the name is not normalised again on every request.
+var requestIDKey = []byte("X-Request-Id")
 
 // newRequestID writes a random (version 4) UUID, as uuid.NewString would, from the runtime's
 // per-thread ChaCha8 generator rather than crypto/rand: an id names a request, it guards nothing, and
@@ -66,10 +69,11 @@ func wellFormedRequestID(id string) bool {
 	return true
 }
 
-// AccessLog logs one line per request after it is served; errors are rendered first so the status is final.
+// AccessLog logs one line per request after it is served; errors are rendered first so the status is
+// final. The duration runs from when the server handed the request over (fasthttp reads the clock
+// then anyway), so that a request that is not logged never reads the clock here.
 func AccessLog(log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		start := time.Now()
 		if err := c.Next(); err != nil {
 			RenderError(c, err)
 		}
@@ -85,7 +89,7 @@ func AccessLog(log *slog.Logger) fiber.Handler {
 		}
 		log.Log(c.UserContext(), level, "request",
 			"method", c.Method(), "path", c.Path(), "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "ip", ClientIP(c))
+			"duration_ms", float64(time.Since(c.Context().Time()).Microseconds())/1000, "ip", ClientIP(c))
 		return nil
 	}
 }

@@ -43,21 +43,20 @@ func CORS(origins []string) fiber.Handler {
 			}
 			return c.SendStatus(fiber.StatusNoContent)
 		}
-		answer := func() {
+		// Once the answer is final: a proxied answer replaces the whole response. Deferred, it also
+		// reaches an answer that never comes back through here (a panic's, which the recovery renders
+		// around the headers set on the way out).
+		defer func() {
 			h := &c.Response().Header
 			vary(h, fiber.HeaderOrigin)
 			if allowed {
 				allowOrigin(h, origin)
 				h.Set(fiber.HeaderAccessControlExposeHeaders, corsExposeHeaders)
 			}
-		}
-		// Before the handlers, for an answer that never comes back through here (a panic, which the
-		// recovery renders), and again after them, since a proxied answer replaced the response.
-		answer()
+		}()
 		if err := c.Next(); err != nil {
 			web.RenderError(c, err)
 		}
-		answer()
 		return nil
 	}
 }
