@@ -75,6 +75,10 @@ func NewApp(cfg AppConfig) *fiber.App {
 	})
 	// Requests fasthttp cannot read never reach ErrorHandler; this answers them (see parse_errors.go).
 	app.Server().ErrorHandler = unreadableRequest(cfg.Logger)
+	// A hijacked connection is its handler's to close (every one here closes it), so a handler may
+	// hand the connection on and return: fasthttp then lets go of the request's context and buffers,
+	// which a long-lived socket would otherwise hold for as long as it is open.
+	app.Server().KeepHijackedConns = true
 	app.Use(recover.New(), trustProxies(cfg.TrustedProxies))
 	if cfg.Telemetry != nil {
 		app.Use(cfg.Telemetry.Middleware())

@@ -101,6 +101,7 @@ func lingerClose(c *fiber.Ctx) {
 	raw := fctx.Conn()
 	fctx.HijackSetNoResponse(true)
 	fctx.Hijack(func(conn net.Conn) {
+		defer conn.Close()
 		fctx.Response.SetConnectionClose()
 		bw := bufio.NewWriter(conn)
 		if fctx.Response.Write(bw) != nil || bw.Flush() != nil {

@@ -169,27 +169,14 @@ func (s *VMStatus) Upgrade() fiber.Handler {
 		if !ok {
 			return fiber.ErrUpgradeRequired
 		}
-		fctx := c.Context()
-		err := s.upgrader.Upgrade(fctx, func(conn *websocket.Conn) {
-			dropRequest(fctx)
-			s.serve(conn, id)
-		})
+		// The socket is served in a goroutine of its own, which closes it: fasthttp, which keeps
+		// hijacked connections open (web.NewApp), lets go of the upgrade request once this returns.
+		err := s.upgrader.Upgrade(c.Context(), func(conn *websocket.Conn) { go s.serve(conn, id) })
 		if err != nil {
 			return fiber.ErrUpgradeRequired
 		}
 		return nil
 	}
-}
-
-// dropRequest lets go of the upgrade request's buffers (its headers, URI and query, the answer's
-// headers, the locals), which fasthttp's context would otherwise hold for as long as the socket is
-// open: it keeps the context until the connection's hijack handler returns, and the socket is served
-// in that handler. Nothing reads the request any more then; a zero Request or Response is ready for
-// the context's next use.
-func dropRequest(fctx *fasthttp.RequestCtx) {
-	fctx.Request.Reset() // closes the locals that need it
-	fctx.Request = fasthttp.Request{}
-	fctx.Response = fasthttp.Response{}
 }
 
 // recovered, deferred by each of a socket's goroutines, logs a panic rather than letting it end the
@@ -215,8 +202,8 @@ func (s *VMStatus) writeTimeout() time.Duration {
 	return defaultWriteTimeout
 }
 
-// serve runs one socket, in the goroutine fasthttp gave the connection, which reads it until the
-// client goes or the socket is closed; the socket is done with when it returns.
+// serve runs one socket in a goroutine of its own, which reads it until the client goes or the socket
+// is closed; the socket is done with, and its connection closed, when it returns.
 func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 	ctx := logging.WithRequestID(context.Background(), id.requestID)
 	// The first list goes out before anything else: its writer runs from the start. The client
