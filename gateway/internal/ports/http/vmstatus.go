@@ -225,7 +225,15 @@ func (s *VMStatus) serve(conn *websocket.Conn, id identity) {
 	ping := s.pingInterval()
 	conn.SetReadLimit(maxClientMessage)
 	_ = conn.SetReadDeadline(time.Now().Add(2 * ping))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(2 * ping)) })
+	conn.SetPongHandler(func(string) error {
+		sock.mu.Lock()
+		shut := sock.shut
+		sock.mu.Unlock()
+		if shut {
+			return nil // closing: the close's grace stands
+		}
+		return conn.SetReadDeadline(time.Now().Add(2 * ping))
+	})
 	conn.SetPingHandler(func(data string) error {
 		sock.mu.Lock()
 		sock.pong = &data
@@ -546,8 +554,17 @@ func (sock *socket) close(c *ending) {
 		sock.status.Log.InfoContext(sock.logCtx(), c.note, "user_id", sock.id.viewer.UserID)
 	}
 	_ = sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
-	sock.broken()
+	sock.mu.Lock()
+	sock.shut, sock.writing = true, false
+	sock.mu.Unlock()
+	// The client answers with a close of its own, which ends the reader; one that does not is let go
+	// after closeGrace. Closing the connection at once would reset it if anything the client sent
+	// is still unread, and the client could lose the close, and why, before reading it.
+	_ = sock.conn.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
 }
+
+// closeGrace is how long a socket that sent its close waits for the client's.
+const closeGrace = time.Second
 
 // broken ends the connection after a failed write or a close: the reader ends with it.
 func (sock *socket) broken() {
