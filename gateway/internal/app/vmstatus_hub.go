@@ -6,8 +6,12 @@ import (
 	"limen/gateway/internal/domain"
 )
 
-// DefaultSendQueue is how many events a client may fall behind before it is cut off.
-const DefaultSendQueue = 256
+// DefaultSendQueue is how many events a client may fall behind before it is cut off: a second of
+// events at 1,000 a second for a client that sees everyone's VMs, which a browser's pause or a lost
+// packet must not cost its socket, and 8 KiB of queue at most (a queue holds pointers to events
+// every client shares). A client that stops reading is also cut once a write to it has waited for the
+// write timeout.
+const DefaultSendQueue = 1024
 
 // VMStatusHub fans VM events out to the connected clients allowed to see them. Publishing never
 // waits for a client: each has a bounded queue, and one whose queue is full is cut off, so a slow

@@ -53,7 +53,7 @@ type Config struct {
 	TLSCertFile     string        `env:"LIMEN_TLS_CERT_FILE" validate:"required_with=TLSKeyFile"`
 	TLSKeyFile      string        `env:"LIMEN_TLS_KEY_FILE" validate:"required_with=TLSCertFile"`
 	WSPingInterval  time.Duration `env:"LIMEN_WS_PING_INTERVAL" envDefault:"30s" validate:"gt=0"`
-	WSSendQueue     int           `env:"LIMEN_WS_SEND_QUEUE" envDefault:"256" validate:"gt=0"`
+	WSSendQueue     int           `env:"LIMEN_WS_SEND_QUEUE" envDefault:"1024" validate:"gt=0"`
 	WSMaxPerUser    int           `env:"LIMEN_WS_MAX_PER_USER" envDefault:"20" validate:"gt=0"`
 	// TrustedProxies may state the client in X-Forwarded-For/-Proto/-Host; empty: nobody, the peer is
 	// the client.
