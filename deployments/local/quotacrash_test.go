@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 
 	"limen/libs/contract"
 	"limen/libs/testkit/libvirttest"
+	"limen/libs/testkit/procenv"
 )
 
 // checkQuotaAfterCrash kills a vm-service for real between a create's reservation and its commit, at
@@ -37,10 +37,13 @@ func checkQuotaAfterCrash(t *testing.T, base, adminPassword, dataDir string, lib
 	token := c.expect(c.call("POST", "/api/auth/login", "", credentials{"admin", adminPassword}), 200, "").body["token"].(string)
 	ctx := context.Background()
 
-	env := processEnv(t, servicePID(t, dataDir, "vm-service"))
+	env, err := procenv.Of(servicePID(t, dataDir, "vm-service"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	replica := startReplica(t, dataDir, env)
 	// Two connections: a transaction sees pg_stat_activity as it was when it first looked.
-	db, locker := connect(t, envValue(env, "DATABASE_URL")), connect(t, envValue(env, "DATABASE_URL"))
+	db, locker := connect(t, procenv.Value(env, "DATABASE_URL")), connect(t, procenv.Value(env, "DATABASE_URL"))
 	lock, err := locker.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +86,7 @@ func checkQuotaAfterCrash(t *testing.T, base, adminPassword, dataDir string, lib
 
 	// What the crash left: a domain and a disk without a VM; the reservation is still held.
 	orphan := orphanDomain(t, libvirtd, everyones)
-	disk := filepath.Join(envValue(env, "LIMEN_STORAGE_POOL_PATH"), orphan.String()+".qcow2")
+	disk := filepath.Join(procenv.Value(env, "LIMEN_STORAGE_POOL_PATH"), orphan.String()+".qcow2")
 	if _, err := os.Stat(disk); err != nil {
 		t.Fatalf("the crashed create's disk: %v", err)
 	}
@@ -94,15 +97,15 @@ func checkQuotaAfterCrash(t *testing.T, base, adminPassword, dataDir string, lib
 	// Started again: its start-up resync removes the orphan, which is older than the grace by then.
 	const grace = time.Second
 	time.Sleep(time.Until(killed.Add(grace)))
-	replica = startReplica(t, dataDir, append(env, "LIMEN_ORPHAN_GRACE="+grace.String()))
+	replica = startReplica(t, dataDir, procenv.With(env, "LIMEN_ORPHAN_GRACE="+grace.String()))
 	defer replica.stop()
-	waitUntil(t, 10*time.Second, "the crashed create's domain and disk removed", func() bool {
+	waitFor(t, nil, 10*time.Second, "the crashed create's domain and disk removed", func() bool {
 		_, err := os.Stat(disk)
 		return domainGone(t, libvirtd, orphan) && errors.Is(err, os.ErrNotExist)
 	})
 
 	// Usage equals the VMs that exist once the reservation expired.
-	waitUntil(t, quotaReservationTTL+10*time.Second, "usage equal to the VMs after the crash", func() bool {
+	waitFor(t, nil, quotaReservationTTL+10*time.Second, "usage equal to the VMs after the crash", func() bool {
 		vms := vmsHeld(t, base+"/api/vms", token)
 		q := quotaOf(t, base, token)
 		cpu, memory := 0, 0
@@ -217,7 +220,7 @@ func startReplica(t *testing.T, dataDir string, env []string) *replica {
 	}
 	defer log.Close()
 	cmd := exec.Command(filepath.Join(dataDir, "bin", "vm-service"))
-	cmd.Env = append(env, "LISTEN_ADDR="+listen)
+	cmd.Env = procenv.With(env, "LISTEN_ADDR="+listen)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -226,7 +229,7 @@ func startReplica(t *testing.T, dataDir string, env []string) *replica {
 	r := &replica{t: t, cmd: cmd, done: make(chan struct{}), base: "http://" + listen}
 	go func() { _ = cmd.Wait(); close(r.done) }()
 	t.Cleanup(r.kill)
-	waitUntil(t, 60*time.Second, "the vm-service replica ready", func() bool {
+	waitFor(t, nil, 60*time.Second, "the vm-service replica ready", func() bool {
 		select {
 		case <-r.done:
 			t.Fatalf("the vm-service replica exited during start-up (see %s)", log.Name())
@@ -256,42 +259,5 @@ func (r *replica) stop() {
 	case <-time.After(stopTimeout):
 		r.t.Errorf("the vm-service replica still runs %v after SIGTERM", stopTimeout)
 		r.kill()
-	}
-}
-
-// processEnv is the environment process pid was started with, LISTEN_ADDR left out.
-func processEnv(t *testing.T, pid int) []string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range bytes.Split(raw, []byte{0}) {
-		if len(kv) > 0 && !bytes.HasPrefix(kv, []byte("LISTEN_ADDR=")) {
-			env = append(env, string(kv))
-		}
-	}
-	return env
-}
-
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); k == key {
-			return v
-		}
-	}
-	return ""
-}
-
-// waitUntil polls cond every 200 ms until it holds, failing the test when time runs out.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

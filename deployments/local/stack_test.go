@@ -507,7 +507,8 @@ func leftovers(pgid int, dataDir string, addrs []string) []string {
 	return left
 }
 
-// waitFor polls cond every 200 ms until it holds; it fails the test if run.sh exits or time runs out.
+// waitFor polls cond every 200 ms until it holds; it fails the test if run.sh exits (exited; nil:
+// nothing watched) or time runs out.
 func waitFor(t *testing.T, exited <-chan error, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"limen/libs/contract"
+	"limen/libs/testkit/procenv"
 	"limen/libs/testkit/quotatest"
 )
 
@@ -41,9 +42,12 @@ func main() {
 	warmup := flag.Int("warmup", 10, "unmeasured creates per configuration first")
 	flag.Parse()
 
-	vmEnv, gwEnv := processEnv(*vmPID), processEnv(*gatewayPID)
-	quotaURL := envValue(vmEnv, "QUOTA_SERVICE_URL")
-	standIn := &http.Server{Handler: quotatest.AdmitEverything(envValue(vmEnv, "LIMEN_INTERNAL_TOKEN")), ReadHeaderTimeout: 10 * time.Second}
+	vmEnv, err := procenv.Of(*vmPID)
+	check(err)
+	gwEnv, err := procenv.Of(*gatewayPID)
+	check(err)
+	quotaURL := required(vmEnv, "QUOTA_SERVICE_URL")
+	standIn := &http.Server{Handler: quotatest.AdmitEverything(required(vmEnv, "LIMEN_INTERNAL_TOKEN")), ReadHeaderTimeout: 10 * time.Second}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	go func() { _ = standIn.Serve(listener) }()
@@ -59,9 +63,9 @@ func main() {
 	pair := func(name, quota string) target {
 		vm, gw := freeAddr(), freeAddr()
 		procs = append(procs, start(filepath.Join(*bin, "vm-service"), filepath.Join(*logDir, name+"-vm-service.log"),
-			with(vmEnv, "LISTEN_ADDR="+vm, "QUOTA_SERVICE_URL="+quota), "http://"+vm+"/readyz"))
+			procenv.With(vmEnv, "LISTEN_ADDR="+vm, "QUOTA_SERVICE_URL="+quota), "http://"+vm+"/readyz"))
 		procs = append(procs, start(filepath.Join(*bin, "gateway"), filepath.Join(*logDir, name+"-gateway.log"),
-			with(gwEnv, "LISTEN_ADDR="+gw, "VM_SERVICE_URL=http://"+vm, "LIMEN_METRICS_ADDR=off"), "http://"+gw+"/api/health"))
+			procenv.With(gwEnv, "LISTEN_ADDR="+gw, "VM_SERVICE_URL=http://"+vm, "LIMEN_METRICS_ADDR=off"), "http://"+gw+"/api/health"))
 		return target{name: name, gateway: "http://" + gw, vmService: "http://" + vm, token: *token}
 	}
 	reserving, admitting := pair("quota-service", quotaURL), pair("stand-in", "http://"+listener.Addr().String())
@@ -216,30 +220,13 @@ func start(binary, log string, env []string, ready string) *exec.Cmd {
 	}
 }
 
-// processEnv is the environment process pid was started with.
-func processEnv(pid int) []string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	check(err)
-	return strings.FieldsFunc(string(raw), func(r rune) bool { return r == 0 })
-}
-
-// with is env with the given KEY=VALUE entries replacing any of the same keys.
-func with(env []string, entries ...string) []string {
-	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return slices.ContainsFunc(entries, func(e string) bool { return strings.HasPrefix(e, k+"=") })
-	})
-	return append(out, entries...)
-}
-
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); k == key {
-			return v
-		}
+// required is key's value in env; the benchmark cannot go on without it.
+func required(env []string, key string) string {
+	v := procenv.Value(env, key)
+	if v == "" {
+		fail(key + " is not in the environment")
 	}
-	fail(key + " is not in the environment")
-	return ""
+	return v
 }
 
 func freeAddr() string {
