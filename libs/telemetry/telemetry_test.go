@@ -15,11 +15,9 @@ import (
 	"limen/libs/telemetry"
 )
 
-// Without an exporter no span is started, yet the caller's trace reaches the handler's context (for
-// logs and outgoing calls), and every request is counted by method, route and status.
-func TestMiddleware_WithoutExporter_PassesTheTraceOnAndCountsRequests(t *testing.T) {
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+// newApp is an app served through the middleware of telemetry set up from the environment.
+func newApp(t *testing.T) (*fiber.App, *telemetry.Telemetry) {
+	t.Helper()
 	tel, err := telemetry.Setup(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +25,15 @@ func TestMiddleware_WithoutExporter_PassesTheTraceOnAndCountsRequests(t *testing
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	app := fiber.New()
 	app.Use(tel.Middleware())
+	return app, tel
+}
+
+// Without an exporter no span is started, yet the caller's trace reaches the handler's context (for
+// logs and outgoing calls), and every request is counted by method, route and status.
+func TestMiddleware_WithoutExporter_PassesTheTraceOnAndCountsRequests(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	app, tel := newApp(t)
 	var seen trace.SpanContext
 	var seenBaggage baggage.Baggage
 	app.Get("/things/:id", func(c *fiber.Ctx) error {
@@ -68,13 +75,7 @@ func TestMiddleware_WithExporter_ServesInAChildSpan(t *testing.T) {
 	collector := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(collector.Close)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
-	tel, err := telemetry.Setup(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	app := fiber.New()
-	app.Use(tel.Middleware())
+	app, _ := newApp(t)
 	var seen trace.SpanContext
 	app.Get("/", func(c *fiber.Ctx) error {
 		seen = trace.SpanContextFromContext(c.UserContext())

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -14,12 +12,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"limen/gateway/internal/app"
 	"limen/gateway/internal/domain"
-	porthttp "limen/gateway/internal/ports/http"
 	"limen/libs/authn"
-	"limen/libs/testkit/jwttest"
-	"limen/libs/web"
 )
 
 // An idle socket costs one goroutine, its reader: the writer runs only while there is something to
@@ -61,32 +55,11 @@ func (failingLister) ListVMs(context.Context, string, bool) (json.RawMessage, er
 }
 
 func TestVMStatus_NoFirstListClosesWith1011(t *testing.T) {
-	issuer := jwttest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	verifier, err := authn.NewVerifier(ctx, authn.VerifierConfig{JWKSURL: issuer.JWKSURL, Issuer: jwttest.Issuer, Audience: jwttest.Audience})
+	g := startLiveGateway(t, liveOptions{lister: failingLister{}})
+	conn, _, err := g.dial(t, g.issuer.Token(t, userA, authn.RoleUser))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	application := app.Application{Queries: app.Queries{
-		CheckHealth:   app.NewCheckHealthHandler(app.HealthSources{Services: readinessOf(nil), Timeout: time.Second, Now: time.Now}),
-		WatchVMStatus: app.WatchVMStatusHandler{Hub: app.NewVMStatusHub(0), VMs: failingLister{}},
-	}}
-	fiberApp := web.NewApp(web.AppConfig{Service: "gateway", Logger: log})
-	porthttp.Mount(fiberApp, application, porthttp.Routes{Verifier: verifier, Proxy: porthttp.NewProxy(nil, time.Second),
-		VMStatus: porthttp.NewVMStatus(ctx, application.Queries.WatchVMStatus, verifier, log)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = fiberApp.Listener(ln) }()
-	t.Cleanup(func() { _ = fiberApp.Shutdown() })
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+porthttp.VMStatusPath+"?token="+issuer.Token(t, userA, authn.RoleUser), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	if code := closeCode(t, conn, 5*time.Second); code != websocket.CloseInternalServerErr {
 		t.Fatalf("closed with %d", code)
 	}
@@ -144,18 +117,7 @@ func TestVMStatus_ClientThatStopsReadingSmallMessagesIsCut(t *testing.T) {
 	admin := g.issuer.Token(t, adminID, authn.RoleAdmin) + askAll
 	stalled, _ := g.connect(t, admin)
 	fast, _ := g.connect(t, admin)
-	vm := vmJSON(3, vmB, userB, "Running")
-	vm["notes"] = strings.Repeat("x", 2<<10)
-	raw, _ := json.Marshal(vm)
-	for seq := int64(1); g.hub.Clients() > 1; seq++ {
-		if seq > 20000 {
-			t.Fatal("the client that stopped reading was never cut")
-		}
-		g.hub.Publish(domain.VMEvent{Kind: domain.VMUpdated, VMUUID: vmB, OwnerID: userB, Seq: seq, VM: raw})
-		if m := read(t, fast); m.Seq != seq {
-			t.Fatalf("fast client got seq %d, want %d", m.Seq, seq)
-		}
-	}
+	g.publishUntilOneIsLeft(t, fast, 2<<10, 20000)
 	// What it had not read yet reaches it, then the end of the connection.
 	_ = stalled.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
