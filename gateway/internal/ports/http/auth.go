@@ -3,11 +3,9 @@ package http
 import (
 	"crypto/subtle"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 
 	"limen/libs/authn"
 	"limen/libs/contract"
@@ -61,7 +59,7 @@ func Authenticate(a Authentication) fiber.Handler {
 func (a Authentication) check(c *fiber.Ctx) (caller, error) {
 	token, fromCookie := "", false
 	if a.QueryToken {
-		token = queryValue(c, "token")
+		token = c.Query("token")
 	}
 	if token == "" {
 		if header := c.Get(fiber.HeaderAuthorization); header != "" {
@@ -96,27 +94,4 @@ func csrfMatches(c *fiber.Ctx) bool {
 func callerOf(c *fiber.Ctx) (caller, bool) {
 	who, ok := c.Locals(localCaller).(caller)
 	return who, ok
-}
-
-// queryValue is the first value of the query parameter name, decoded as Fiber's c.Query decodes it
-// (percent escapes, '+' as a space; an escape that is not one is kept as written), or "". Unlike
-// c.Query it parses nothing into the request: a WebSocket's upgrade request stays in memory for as
-// long as the socket is open, and its parsed query with it.
-func queryValue(c *fiber.Ctx, name string) string {
-	query := utils.UnsafeString(c.Request().URI().QueryString())
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
-		if key, value, _ := strings.Cut(pair, "="); unescapeQuery(key) == name {
-			return unescapeQuery(value)
-		}
-	}
-	return ""
-}
-
-func unescapeQuery(s string) string {
-	if decoded, err := url.QueryUnescape(s); err == nil {
-		return decoded
-	}
-	return s
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -148,18 +147,14 @@ func (s *VMStatus) Accept(c *fiber.Ctx) error {
 		return fiber.ErrUpgradeRequired
 	}
 	c.Locals(localIdentity, identity{
-		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), queryBool(c, "all")),
-		token:  who.token, expires: who.claims.ExpiresAt.Time,
+		viewer: domain.NewViewer(who.claims.UserID, who.claims.IsAdmin(), c.QueryBool("all")),
+		// A copy: the caller's token is the request's bytes, which fasthttp reuses once the socket
+		// is open (the upgrade request is let go), and the socket checks it again on revocations.
+		token: strings.Clone(who.token), expires: who.claims.ExpiresAt.Time,
 		// A copy: the id as the request has it keeps the request's context alive.
 		requestID: strings.Clone(logging.RequestID(c.UserContext())),
 	})
 	return c.Next()
-}
-
-// queryBool is c.QueryBool without parsing the query into the request (see queryValue).
-func queryBool(c *fiber.Ctx, name string) bool {
-	b, _ := strconv.ParseBool(queryValue(c, name))
-	return b
 }
 
 // Upgrade is the handler that takes the connection over once Accept took it.
